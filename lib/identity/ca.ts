@@ -13,16 +13,16 @@ import { IdentityError, IdentityErrorCode } from './errors.js';
 import { type CryptoKey, x509 } from './x509.js';
 import { type Identity, formatSpiffeId, sameIdentity } from './spiffe.js';
 
-/** Workload certificate lifetime when the request does not ask for one (Istio's SECRET_TTL default). */
-export const DEFAULT_WORKLOAD_CERT_TTL_SECONDS = 24 * 3600;
-/** Longest lifetime the CA grants; longer requests are shortened, not refused (istiod's max workload TTL). */
-export const DEFAULT_MAX_WORKLOAD_CERT_TTL_SECONDS = 90 * 24 * 3600;
-/** Leaves are backdated a little so a peer whose clock is slightly behind still accepts them. */
-const CLOCK_SKEW_MS = 60_000;
+import { CERT_BACKDATE_MS, DEFAULT_MAX_WORKLOAD_CERT_TTL_SECONDS, DEFAULT_WORKLOAD_CERT_TTL_SECONDS } from './defaults.js';
 
 export interface CaSigningOptions {
   /** Requested lifetime in seconds; <= 0 or absent means the default. */
   readonly ttlSeconds?: number;
+}
+
+export interface LocalSigningOptions extends CaSigningOptions {
+  /** Start of validity; default now (minus clock skew). Lets tests and tools mint already-expired leaves. */
+  readonly notBefore?: Date;
 }
 
 export interface CertificateAuthorityOptions {
@@ -71,7 +71,7 @@ export class CertificateAuthority {
     const root = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerial(),
       name: `O=${opts.trustDomain}`,
-      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notBefore: new Date(now - CERT_BACKDATE_MS),
       notAfter: new Date(now + (opts.rootTtlDays ?? 3650) * 86_400_000),
       keys,
       signingAlgorithm: EC_SIGNING_ALGORITHM,
@@ -154,8 +154,8 @@ export class CertificateAuthority {
   }
 
   /** Issues a leaf for a public key directly (local signing, no CSR round trip). Same chain layout as signCsr. */
-  async signPublicKey(publicKey: CryptoKey, identity: Identity, opts: CaSigningOptions = {}): Promise<string[]> {
-    const leaf = await this.#issue(publicKey, identity, this.effectiveTtlSeconds(opts.ttlSeconds));
+  async signPublicKey(publicKey: CryptoKey, identity: Identity, opts: LocalSigningOptions = {}): Promise<string[]> {
+    const leaf = await this.#issue(publicKey, identity, this.effectiveTtlSeconds(opts.ttlSeconds), opts.notBefore);
     return [leaf, ...this.#intermediatesPem, this.#rootsPem.join('')];
   }
 
@@ -167,7 +167,7 @@ export class CertificateAuthority {
       serialNumber: randomSerial(),
       subject: '',
       issuer: this.#signingCert.subjectName,
-      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notBefore: new Date(now - CERT_BACKDATE_MS),
       notAfter: new Date(now + ttlSeconds * 1000),
       publicKey: keys.publicKey,
       signingKey: this.#signingKey,
@@ -183,15 +183,15 @@ export class CertificateAuthority {
     return { privateKeyPem, certChainPem: [cert.toString('pem') + '\n', ...this.#intermediatesPem] };
   }
 
-  async #issue(publicKey: CryptoKey | x509.PublicKey, identity: Identity, ttlSeconds: number): Promise<string> {
-    const now = Date.now();
+  async #issue(publicKey: CryptoKey | x509.PublicKey, identity: Identity, ttlSeconds: number, notBeforeAt?: Date): Promise<string> {
+    const now = notBeforeAt ? notBeforeAt.getTime() + CERT_BACKDATE_MS : Date.now();
     const notAfter = Math.min(now + ttlSeconds * 1000, this.#signingCert.notAfter.getTime());
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
       // Empty subject, identity only in the SAN (which is then critical, RFC 5280 §4.2.1.6), as Istio issues.
       subject: '',
       issuer: this.#signingCert.subjectName,
-      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notBefore: new Date(now - CERT_BACKDATE_MS),
       notAfter: new Date(notAfter),
       publicKey,
       signingKey: this.#signingKey,

@@ -6,6 +6,7 @@ import { webcrypto } from 'node:crypto';
 import { type CryptoKey, type CryptoKeyPair, x509 } from './x509.js';
 import { IdentityError, IdentityErrorCode } from './errors.js';
 import { type Identity, formatSpiffeId, parseSpiffeId } from './spiffe.js';
+import { MAX_CSR_PEM_BYTES } from './defaults.js';
 
 
 export const EC_KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
@@ -60,7 +61,6 @@ export interface VerifiedCsr {
   readonly publicKey: x509.PublicKey;
 }
 
-const MAX_CSR_PEM_BYTES = 16 * 1024;
 const SAN_OID = '2.5.29.17';
 
 /**
@@ -75,7 +75,13 @@ export async function verifyCsr(csrPem: string): Promise<VerifiedCsr> {
   } catch (err) {
     throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR is not a PEM PKCS#10 request', { cause: err });
   }
-  const alg = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
+  let alg: webcrypto.EcKeyAlgorithm;
+  try {
+    alg = csr.publicKey.algorithm as webcrypto.EcKeyAlgorithm;
+  } catch (err) {
+    // Keys WebCrypto does not know (Ed448, DSA, ...) make the getter throw; they are not P-256 either way.
+    throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR key must be ECDSA P-256, got an unsupported key type', { cause: err });
+  }
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') {
     throw new IdentityError(IdentityErrorCode.BAD_CSR, `CSR key must be ECDSA P-256, got ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ''}`);
   }
@@ -86,8 +92,13 @@ export async function verifyCsr(csrPem: string): Promise<VerifiedCsr> {
     throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR signature cannot be verified', { cause: err });
   }
   if (!valid) throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR signature does not match its public key');
-  const sanRaw = csr.getExtension(SAN_OID);
-  const names = sanRaw ? new x509.SubjectAlternativeNameExtension(sanRaw.rawData).names.toJSON() : [];
+  let names: x509.JsonGeneralNames;
+  try {
+    const sanRaw = csr.getExtension(SAN_OID);
+    names = sanRaw ? new x509.SubjectAlternativeNameExtension(sanRaw.rawData).names.toJSON() : [];
+  } catch (err) {
+    throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR subject alternative name extension is malformed', { cause: err });
+  }
   if (names.length !== 1 || names[0]?.type !== 'url') {
     throw new IdentityError(
       IdentityErrorCode.BAD_CSR,

@@ -17,3 +17,42 @@ export const IdentityErrorCode = {
 } as const;
 
 export class IdentityError extends MeshError {}
+
+/**
+ * Errors of the CA protocol (istio.v1.auth.IstioCertificateService), on both ends. The server maps them to
+ * gRPC statuses and the client maps gRPC statuses back to them, both in ca-status.ts.
+ */
+export const CaErrorCode = {
+  /** Server: the caller could not be authenticated (missing, expired or rejected token). */
+  UNAUTHENTICATED: 'CA_UNAUTHENTICATED',
+  /** Server: the caller is known but may not receive the identity it asks for. */
+  PERMISSION_DENIED: 'CA_PERMISSION_DENIED',
+  /** Server: the request itself is malformed (undecodable protobuf, bad ImpersonatedIdentity, ...). */
+  BAD_REQUEST: 'CA_BAD_REQUEST',
+  /** Client: the CA could not be reached or did not answer before the deadline; retrying may help. */
+  UNAVAILABLE: 'CA_UNAVAILABLE',
+  /** Client: the CA answered with an error status; `CaRefusedError` carries the status and its detail. */
+  REFUSED: 'CA_REFUSED',
+  /** Client: the CA answered, but the chain is unusable (not PEM, wrong identity, no root). */
+  BAD_RESPONSE: 'CA_BAD_RESPONSE',
+  /** Client: the token to authenticate with could not be obtained (e.g. the token file is missing). */
+  NO_TOKEN: 'CA_NO_TOKEN',
+} as const;
+
+export type CaErrorCodeValue = (typeof CaErrorCode)[keyof typeof CaErrorCode];
+
+export class CaError extends MeshError {}
+
+/** The CA answered a CreateCertificate call with a gRPC error status. */
+export class CaRefusedError extends CaError {
+  /** The gRPC status code (grpc.status.*). */
+  readonly grpcCode: number;
+  /** The status detail string the CA sent, verbatim. */
+  readonly detail: string;
+
+  constructor(grpcCode: number, grpcCodeName: string, detail: string, address: string) {
+    super(CaErrorCode.REFUSED, `CA at ${address} refused the certificate request with ${grpcCodeName}: ${detail}`);
+    this.grpcCode = grpcCode;
+    this.detail = detail;
+  }
+}

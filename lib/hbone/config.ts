@@ -1,0 +1,70 @@
+/**
+ * HBONE budgets: every window, cap and timeout of the tunnel, with the reason for its default.
+ * Values follow ztunnel (src/config.rs) so that our proxies and Istio's behave alike on the wire.
+ */
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+export interface HboneConfig {
+  /** Initial HTTP/2 stream window. Node's default (64 KiB) caps one tunnel at ~3 MB/s at 20 ms RTT. ztunnel: 4 MiB. */
+  readonly streamWindowBytes: number;
+  /** Connection window, shared by all streams of a session. ztunnel: 16 MiB (four full-speed streams). */
+  readonly connectionWindowBytes: number;
+  /** Largest DATA frame we accept. ztunnel: 1 MiB; fewer frames per megabyte moved. */
+  readonly maxFrameBytes: number;
+  /** Streams a pooled client connection carries before the pool opens another. ztunnel POOL_MAX_STREAMS_PER_CONNECTION. */
+  readonly maxStreamsPerConnection: number;
+  /** What a server advertises as SETTINGS_MAX_CONCURRENT_STREAMS (hyper's default, as ztunnel). */
+  readonly serverMaxConcurrentStreams: number;
+  /** Largest request header block a server accepts. ztunnel: 64 KiB. Bigger is refused, not buffered. */
+  readonly serverMaxHeaderListBytes: number;
+  /** Largest response header block a client accepts. ztunnel: 16 KiB. */
+  readonly clientMaxHeaderListBytes: number;
+  /**
+   * Node's per-session memory ceiling (MB) before it refuses new streams (ENHANCE_YOUR_CALM). Incoming data is
+   * bounded by the 16 MiB connection window and outgoing by stream back-pressure, so 64 MB leaves headroom.
+   */
+  readonly maxSessionMemoryMb: number;
+  /** Idle pooled connections (no streams) are closed after this long. ztunnel POOL_UNUSED_RELEASE_TIMEOUT: 5 min. */
+  readonly poolIdleReleaseMs: number;
+  /** Keepalive: a PING this often on every session... */
+  readonly pingIntervalMs: number;
+  /** ...and a session whose PING is not answered in this long is dropped (a dead peer must not hold tunnels). */
+  readonly pingTimeoutMs: number;
+  /** TCP connect + TLS handshake budget for a new HBONE connection. ztunnel: 10 s. */
+  readonly connectTimeoutMs: number;
+  /** A server drops a connection that has not finished its TLS handshake in this long (slow-handshake defence). */
+  readonly handshakeTimeoutMs: number;
+  /** Time from CONNECT to the 200 (or error) response before the client gives up. */
+  readonly responseTimeoutMs: number;
+  /** A server drops a connection that negotiated no ALPN or not h2 after this long. */
+  readonly unknownProtocolTimeoutMs: number;
+}
+
+export const DEFAULT_HBONE_CONFIG: HboneConfig = Object.freeze({
+  streamWindowBytes: 4 * MiB,
+  connectionWindowBytes: 16 * MiB,
+  maxFrameBytes: 1 * MiB,
+  maxStreamsPerConnection: 100,
+  serverMaxConcurrentStreams: 200,
+  serverMaxHeaderListBytes: 64 * KiB,
+  clientMaxHeaderListBytes: 16 * KiB,
+  maxSessionMemoryMb: 64,
+  poolIdleReleaseMs: 5 * 60_000,
+  pingIntervalMs: 10_000,
+  pingTimeoutMs: 20_000,
+  connectTimeoutMs: 10_000,
+  handshakeTimeoutMs: 10_000,
+  responseTimeoutMs: 10_000,
+  unknownProtocolTimeoutMs: 1_000,
+});
+
+/** HBONE listens on 15008 in every proxy (Istio convention). */
+export const HBONE_PORT = 15008;
+
+/** TLS 1.3 suites ztunnel allows (AES-GCM only; ChaCha20 is slower where AES-NI exists). */
+export const HBONE_CIPHERS = 'TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256';
+
+export function hboneConfig(overrides: Partial<HboneConfig> = {}): HboneConfig {
+  return Object.freeze({ ...DEFAULT_HBONE_CONFIG, ...overrides });
+}

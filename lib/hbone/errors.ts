@@ -1,0 +1,39 @@
+import { MeshError } from '../errors.js';
+
+/** HBONE failures, by stage. The server-side ones map to the response status in server.ts. */
+export const HboneErrorCode = {
+  /** TCP connect to <ip>:15008 failed or timed out. */
+  CONNECT_FAILED: 'HBONE_CONNECT_FAILED',
+  /** TLS handshake failed (untrusted, expired, wrong version, not h2). */
+  TLS_FAILED: 'HBONE_TLS_FAILED',
+  /** The server's certificate does not carry any expected identity. */
+  IDENTITY_MISMATCH: 'HBONE_IDENTITY_MISMATCH',
+  /** The HTTP/2 session failed or went away. */
+  SESSION_FAILED: 'HBONE_SESSION_FAILED',
+  /** The CONNECT was answered with a status other than 200. */
+  HTTP_STATUS: 'HBONE_HTTP_STATUS',
+  /** No response to CONNECT in time. */
+  RESPONSE_TIMEOUT: 'HBONE_RESPONSE_TIMEOUT',
+  /** Server side: request was not CONNECT (400). */
+  NOT_CONNECT: 'HBONE_NOT_CONNECT',
+  /** Server side: :authority is not ip:port (400). */
+  BAD_AUTHORITY: 'HBONE_BAD_AUTHORITY',
+  /** Server side: policy denied (401). */
+  DENIED: 'HBONE_DENIED',
+  /** Server side: no such local target or the upstream failed (503). */
+  UPSTREAM_FAILED: 'HBONE_UPSTREAM_FAILED',
+  /** Server side: the client certificate has no SPIFFE identity in our trust domain. */
+  PEER_IDENTITY: 'HBONE_PEER_IDENTITY',
+} as const;
+
+export type HboneErrorCodeValue = (typeof HboneErrorCode)[keyof typeof HboneErrorCode];
+
+export class HboneError extends MeshError {
+  /** HTTP status of the CONNECT response, when the error is one. */
+  readonly status: number | undefined;
+
+  constructor(code: HboneErrorCodeValue, message: string, options?: { cause?: unknown; status?: number }) {
+    super(code, message, options);
+    this.status = options?.status;
+  }
+}

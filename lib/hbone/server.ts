@@ -1,0 +1,258 @@
+/**
+ * The HBONE server (inbound 15008): mutual TLS 1.3 + HTTP/2, one CONNECT stream per tunnelled connection.
+ *
+ * Request lifecycle, each step with its exit (ztunnel src/proxy/inbound.rs):
+ *   TLS handshake ─ fail (plaintext, TLS ≤1.2, untrusted/expired chain, no h2) ─▶ connection dropped
+ *   client identity in our trust domain ─ no ─▶ connection dropped
+ *   method is CONNECT ─ no ─▶ 400
+ *   :authority is host:port ─ no ─▶ 400
+ *   handler (lookup, policy, upstream connect) ─▶ 400 / 401 / 503, or 200 and the tunnel
+ *   tunnel: bytes both ways until FIN/END_STREAM or reset on either side.
+ */
+import { createSecureServer, constants, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { WorkloadCertificate } from '../identity/certificate.js';
+import type { Identity } from '../identity/spiffe.js';
+import { describeError, errorCode } from '../errors.js';
+import { parseAuthority, type HboneTarget } from './authority.js';
+import { DEFAULT_HBONE_CONFIG, type HboneConfig } from './config.js';
+import { HboneErrorCode } from './errors.js';
+import { startKeepalive } from './keepalive.js';
+import { serverTlsOptions, verifyClientIdentity } from './tls.js';
+import { spliceTunnel, type TunnelResult } from './tunnel.js';
+
+/** What the handler learns about one CONNECT. */
+export interface HboneInboundRequest {
+  readonly target: HboneTarget;
+  readonly authority: string;
+  /** Verified client identity (from its certificate). */
+  readonly peerIdentity: Identity;
+  readonly baggage: string | undefined;
+  readonly forwarded: string | undefined;
+  readonly traceparent: string | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** The address the TLS connection was accepted on (in-pod: the pod IP). */
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
+export type HboneRejectStatus = 400 | 401 | 503;
+
+export type HboneInboundDecision =
+  | {
+      readonly status: 200;
+      /** Connected socket to the destination; the server splices it with the stream. */
+      readonly upstream: Socket;
+      readonly responseHeaders?: Readonly<Record<string, string>>;
+      /** Called once the tunnel is over, with byte counts (telemetry, access log). */
+      readonly onClosed?: (result: TunnelResult) => void;
+    }
+  | { readonly status: HboneRejectStatus; readonly code: string; readonly reason: string };
+
+/** Decides one CONNECT. `signal` aborts when the client gives up first. Throwing counts as 503. */
+export type HboneHandler = (request: HboneInboundRequest, signal: AbortSignal) => Promise<HboneInboundDecision>;
+
+export interface HboneServerOptions {
+  readonly certificate: WorkloadCertificate;
+  /** Clients must be in this trust domain; default: the server certificate's. */
+  readonly trustDomain?: string;
+  readonly handler: HboneHandler;
+  readonly config?: HboneConfig;
+  readonly logger?: Logger;
+  /** Called for every refused connection or request (metrics). */
+  readonly onReject?: (code: string, status: number | undefined) => void;
+}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export class HboneServer {
+  readonly server: Http2SecureServer;
+  readonly #opts: HboneServerOptions;
+  readonly #config: HboneConfig;
+  readonly #trustDomain: string;
+  readonly #peers = new WeakMap<ServerHttp2Session, Identity>();
+  readonly #sessions = new Set<ServerHttp2Session>();
+  #activeTunnels = 0;
+
+  constructor(opts: HboneServerOptions) {
+    this.#opts = opts;
+    this.#config = opts.config ?? DEFAULT_HBONE_CONFIG;
+    this.#trustDomain = opts.trustDomain ?? opts.certificate.identity.trustDomain;
+    const c = this.#config;
+    this.server = createSecureServer({
+      ...serverTlsOptions(opts.certificate),
+      allowHTTP1: false,
+      handshakeTimeout: c.handshakeTimeoutMs,
+      unknownProtocolTimeout: c.unknownProtocolTimeoutMs,
+      maxSessionMemory: c.maxSessionMemoryMb,
+      settings: {
+        initialWindowSize: c.streamWindowBytes,
+        maxFrameSize: c.maxFrameBytes,
+        maxConcurrentStreams: c.serverMaxConcurrentStreams,
+        maxHeaderListSize: c.serverMaxHeaderListBytes,
+        enablePush: false,
+      },
+    });
+    this.server.on('session', (session) => this.#onSession(session));
+    this.server.on('stream', (stream, headers) => {
+      void this.#onStream(stream, headers);
+    });
+    this.server.on('tlsClientError', (err, socket) => {
+      this.#reject(HboneErrorCode.TLS_FAILED, undefined, `TLS handshake refused from ${socket.remoteAddress}: ${err.message}`);
+    });
+    this.server.on('unknownProtocol', (socket: TLSSocket) => {
+      this.#reject(HboneErrorCode.TLS_FAILED, undefined, `client from ${socket.remoteAddress} did not negotiate ALPN h2`);
+      socket.destroy();
+    });
+  }
+
+  /** Listens on a port, or on a listening socket created elsewhere (`{ fd }`, e.g. inside a pod's network namespace). */
+  listen(where: { readonly port: number; readonly host?: string } | { readonly fd: number }): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(where, () => {
+        this.server.off('error', onError);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** Swaps the serving certificate; live connections keep theirs, new handshakes use the new one. */
+  setCertificate(cert: WorkloadCertificate): void {
+    this.server.setSecureContext(serverTlsOptions(cert));
+  }
+
+  get activeTunnels(): number {
+    return this.#activeTunnels;
+  }
+
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Stops accepting, sends GOAWAY so clients stop opening streams, lets tunnels finish for `graceMs`,
+   * then destroys what is left.
+   */
+  async close(graceMs = 0): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.#sessions) if (!s.closed) s.close();
+    if (graceMs > 0 && this.#sessions.size > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, graceMs);
+        const check = setInterval(() => {
+          if (this.#sessions.size === 0) {
+            clearTimeout(t);
+            clearInterval(check);
+            resolve();
+          }
+        }, 20);
+        t.unref?.();
+        setTimeout(() => clearInterval(check), graceMs).unref?.();
+      });
+    }
+    for (const s of this.#sessions) s.destroy();
+    await closed;
+  }
+
+  #reject(code: string, status: number | undefined, message: string): void {
+    this.#opts.logger?.debug({ code, status }, message);
+    this.#opts.onReject?.(code, status);
+  }
+
+  #onSession(session: ServerHttp2Session): void {
+    const socket = session.socket as TLSSocket;
+    let identity: Identity;
+    try {
+      identity = verifyClientIdentity(socket, this.#trustDomain);
+    } catch (err) {
+      this.#reject(errorCode(err), undefined, describeError(err));
+      session.destroy();
+      return;
+    }
+    this.#peers.set(session, identity);
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    session.on('error', (err) => this.#opts.logger?.debug({ err: err.message }, 'HBONE session error'));
+    try {
+      session.setLocalWindowSize(this.#config.connectionWindowBytes);
+    } catch {
+      // The session died during setup; close handler cleans up.
+    }
+    startKeepalive(session, this.#config.pingIntervalMs, this.#config.pingTimeoutMs);
+  }
+
+  #respondError(stream: ServerHttp2Stream, status: HboneRejectStatus, code: string, reason: string): void {
+    this.#reject(code, status, reason);
+    if (stream.closed || stream.destroyed) return;
+    try {
+      stream.respond({ ':status': status }, { endStream: true });
+    } catch {
+      stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  async #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+    stream.on('error', () => {
+      // Reported through the tunnel result or the reject hook; an unhandled 'error' must not crash the proxy.
+    });
+    const peerIdentity = this.#peers.get(stream.session as ServerHttp2Session);
+    if (!peerIdentity) {
+      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (header(headers, ':method') !== 'CONNECT' || header(headers, ':protocol') !== undefined) {
+      this.#respondError(stream, 400, HboneErrorCode.NOT_CONNECT, `HBONE only accepts CONNECT, got ${header(headers, ':method') ?? 'none'}`);
+      return;
+    }
+    const authority = header(headers, ':authority') ?? '';
+    const target = parseAuthority(authority);
+    if (!target) {
+      this.#respondError(stream, 400, HboneErrorCode.BAD_AUTHORITY, `CONNECT :authority "${authority.slice(0, 100)}" is not host:port`);
+      return;
+    }
+    const socket = stream.session?.socket;
+    const request: HboneInboundRequest = {
+      target,
+      authority,
+      peerIdentity,
+      baggage: header(headers, 'baggage'),
+      forwarded: header(headers, 'forwarded'),
+      traceparent: header(headers, 'traceparent'),
+      remoteAddress: socket?.remoteAddress ?? '',
+      remotePort: socket?.remotePort ?? 0,
+      localAddress: socket?.localAddress ?? '',
+      localPort: socket?.localPort ?? 0,
+    };
+    const abort = new AbortController();
+    stream.once('close', () => abort.abort());
+    let decision: HboneInboundDecision;
+    try {
+      decision = await this.#opts.handler(request, abort.signal);
+    } catch (err) {
+      decision = { status: 503, code: errorCode(err), reason: describeError(err) };
+    }
+    if (decision.status !== 200) {
+      this.#respondError(stream, decision.status, decision.code, decision.reason);
+      return;
+    }
+    try {
+      if (stream.closed || stream.destroyed) throw new Error('stream closed while the upstream was connecting');
+      stream.respond({ ':status': 200, ...(decision.responseHeaders ?? {}) });
+    } catch {
+      decision.upstream.destroy();
+      return;
+    }
+    this.#activeTunnels++;
+    const result = await spliceTunnel(decision.upstream, stream);
+    this.#activeTunnels--;
+    decision.onClosed?.(result);
+  }
+}
