@@ -5,7 +5,7 @@
  * Istio's "plugged-in CA" layout: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EC_KEY_ALGORITHM, EC_SIGNING_ALGORITHM, generateKeyPair, importSigningKey, verifyCsr } from './csr.js';
 import { splitPemCertificates, parseCertificatePem } from './certificate.js';
@@ -66,7 +66,29 @@ export class CertificateAuthority {
 
   /** A new self-signed root (istiod's default when no CA is plugged in): O=<trust domain>, 10 years. */
   static async createSelfSigned(opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number }): Promise<CertificateAuthority> {
-    const { keys } = await generateKeyPair();
+    const { ca } = await CertificateAuthority.#selfSigned(opts);
+    return ca;
+  }
+
+  /**
+   * Makes a self-signed root and writes it in Istio's plugged-in layout (ca-cert.pem, ca-key.pem, root-cert.pem,
+   * cert-chain.pem; key mode 0600), so that several processes can sign with the same root: the fake nodes'
+   * ztunnels with FAKE_CA_DIR, or a controller started with a given CA.
+   */
+  static async writeSelfSignedDirectory(dir: string, opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number }): Promise<CertificateAuthority> {
+    const { ca, rootPem, keyPem } = await CertificateAuthority.#selfSigned(opts);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'ca-key.pem'), keyPem, { mode: 0o600 });
+    await writeFile(join(dir, 'ca-cert.pem'), rootPem);
+    await writeFile(join(dir, 'root-cert.pem'), rootPem);
+    await writeFile(join(dir, 'cert-chain.pem'), rootPem);
+    return ca;
+  }
+
+  static async #selfSigned(
+    opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number },
+  ): Promise<{ ca: CertificateAuthority; rootPem: string; keyPem: string }> {
+    const { keys, privateKeyPem } = await generateKeyPair();
     const now = Date.now();
     const root = await x509.X509CertificateGenerator.createSelfSigned({
       serialNumber: randomSerial(),
@@ -81,7 +103,8 @@ export class CertificateAuthority {
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    return new CertificateAuthority(opts, keys.privateKey, root, [], [root.toString('pem') + '\n']);
+    const rootPem = root.toString('pem') + '\n';
+    return { ca: new CertificateAuthority(opts, keys.privateKey, root, [], [rootPem]), rootPem, keyPem: privateKeyPem };
   }
 
   /**

@@ -1,0 +1,177 @@
+/**
+ * ztunnel, wired. This thread is the control plane: it learns the mesh (local file now, the controller
+ * later), holds certificates, takes pods from the node agent, and serves admin, readiness and metrics. The
+ * data plane runs on worker threads (dataplane/), so none of this work delays a packet.
+ *
+ *   settings ─▶ state source ──▶ WorkloadStore (here, for dumps) ──▶ data-plane workers (replicas)
+ *   node agent ─ZDS─▶ WorkloadManager ─▶ DataPlane.addPod ─▶ PodProxy in the pod's netns
+ *   worker asks for a certificate ─▶ CertificateManager (FAKE_CA or the CA) ─▶ every worker
+ */
+import type { Server } from 'node:http';
+import { Gauge, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { describeError } from '../lib/errors.js';
+import { CertificateAuthority } from '../lib/identity/ca.js';
+import { CertificateManager, type CertificateProvider } from '../lib/identity/cert-manager.js';
+import { LocalCaProvider } from '../lib/identity/local-ca-provider.js';
+import { componentLogger, setLogLevel } from '../lib/telemetry/logger.js';
+import type { LocalConfigState } from './config/local-config.js';
+import type { ZtunnelSettings } from './config/settings.js';
+import { DataPlane } from './dataplane/data-plane.js';
+import { startHttp } from './admin/http.js';
+import { WorkloadManager } from './inpod/workload-manager.js';
+import { ZdsClient } from './inpod/zds-client.js';
+import { LocalFileSource } from './sources/local-file.js';
+import { WorkloadStore } from './state/store.js';
+
+export const ZTUNNEL_VERSION = '0.1.0';
+const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'off']);
+
+async function certificateProvider(settings: ZtunnelSettings): Promise<CertificateProvider> {
+  if (!settings.fakeCa) {
+    throw new Error('only FAKE_CA=true is available until the controller CA client is wired (issue #4)');
+  }
+  const ttlSeconds = settings.secretTtlSeconds;
+  if (settings.fakeCaDir) {
+    return new LocalCaProvider(await CertificateAuthority.fromDirectory({ trustDomain: settings.trustDomain, dir: settings.fakeCaDir }), { ttlSeconds });
+  }
+  return LocalCaProvider.create({ trustDomain: settings.trustDomain, ttlSeconds });
+}
+
+export class Ztunnel {
+  readonly settings: ZtunnelSettings;
+  readonly store = new WorkloadStore();
+  readonly registry = new Registry();
+  readonly #log: Logger;
+  readonly #certs: CertificateManager;
+  readonly #dataPlane: DataPlane;
+  readonly #manager: WorkloadManager;
+  #source: LocalFileSource | undefined;
+  #staticConfig: LocalConfigState | undefined;
+  #zds: ZdsClient | undefined;
+  readonly #servers: Server[] = [];
+  #stopping: Promise<void> | undefined;
+  #logLevel = process.env.LOG_LEVEL ?? 'info';
+
+  private constructor(settings: ZtunnelSettings, provider: CertificateProvider) {
+    this.settings = settings;
+    this.#log = componentLogger('ztunnel');
+    this.#certs = new CertificateManager({ provider, logger: componentLogger('cert-manager') });
+    this.#dataPlane = new DataPlane(settings, this.#certs, this.#log);
+    this.#manager = new WorkloadManager(this.#dataPlane, this.#certs, settings.trustDomain, this.registry, this.#log);
+    new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [this.registry] }).set({ component: 'ztunnel', tag: ZTUNNEL_VERSION }, 1);
+  }
+
+  static async start(settings: ZtunnelSettings): Promise<Ztunnel> {
+    const z = new Ztunnel(settings, await certificateProvider(settings));
+    await z.#dataPlane.ready();
+    if (settings.localXdsPath) {
+      z.#source = new LocalFileSource(settings.localXdsPath, (state) => z.#applyState(state), z.#log);
+      await z.#source.start();
+    }
+    await z.#startServers();
+    if (settings.inpodEnabled) {
+      z.#zds = new ZdsClient({
+        path: settings.inpodUds,
+        handler: {
+          addWorkload: (uid, info, fd) => z.#manager.addWorkload(uid, info, fd),
+          keepWorkload: (uid) => z.#manager.keepWorkload(uid),
+          delWorkload: (uid) => z.#manager.delWorkload(uid),
+          snapshotSent: (current) => z.#manager.snapshotSent(current),
+        },
+        logger: z.#log,
+      });
+      z.#zds.start();
+    }
+    z.#log.info(
+      { node: settings.nodeName, admin: settings.adminAddress, inpod: settings.inpodEnabled ? settings.inpodUds : false, workers: settings.workerThreads },
+      'ztunnel started',
+    );
+    return z;
+  }
+
+  /** Ready when the mesh state is loaded and, in in-pod mode, the agent's snapshot has been applied. */
+  readiness(): { ready: boolean; reasons: string[] } {
+    const reasons: string[] = [];
+    if (this.#source && this.#source.status.loads === 0) reasons.push('local config not loaded');
+    if (this.settings.inpodEnabled && !this.#zds?.snapshotReceived) reasons.push(`no snapshot from the node agent at ${this.settings.inpodUds} yet`);
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  async configDump(): Promise<object> {
+    const sortBy = <T>(xs: Iterable<T>, key: (x: T) => string): T[] => [...xs].sort((a, b) => key(a).localeCompare(key(b)));
+    return {
+      workloads: sortBy(this.store.workloads(), (w) => w.uid),
+      services: sortBy(this.store.services(), (s) => `${s.namespace}/${s.hostname}`),
+      policies: sortBy(this.store.policies(), (p) => `${p.namespace}/${p.name}`),
+      certificates: this.#certs.dump(),
+      workloadState: await this.#dataPlane.dump(),
+      staticConfig: this.#staticConfig,
+      version: { version: ZTUNNEL_VERSION, runtime: `node ${process.version}`, istioVersion: '1.32' },
+      config: this.settings,
+    };
+  }
+
+  /** SIGTERM / POST /quitquitquit: stop taking pods, drain live connections until the deadline, exit. */
+  shutdown(): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log.info({ deadlineMs: this.settings.terminationDeadlineMs }, 'draining');
+      await this.#zds?.close();
+      this.#source?.close();
+      await this.#dataPlane.drain(this.settings.terminationDeadlineMs);
+      await this.#dataPlane.close();
+      this.#certs.close();
+      for (const s of this.#servers) s.close();
+      this.#log.info('ztunnel stopped');
+    })();
+    return this.#stopping;
+  }
+
+  #applyState(state: LocalConfigState): void {
+    this.#staticConfig = state;
+    this.store.replaceAll(state);
+    this.#dataPlane.replaceState(state);
+  }
+
+  async #startServers(): Promise<void> {
+    const s = this.settings;
+    this.#servers.push(
+      await startHttp(s.adminAddress, {
+        '/config_dump': async () => ({ status: 200, body: JSON.stringify(await this.configDump(), null, 2) + '\n', type: 'application/json' }),
+        '/logging': async (req, url) => {
+          if (req.method !== 'POST') return { status: 405, body: 'use POST\n' };
+          const level = url.searchParams.get('level');
+          if (level === null) return { status: 200, body: `current log level is ${this.#logLevel}\n` };
+          if (!LOG_LEVELS.has(level)) return { status: 400, body: `unknown level "${level}"; use one of ${[...LOG_LEVELS].join(', ')}\n` };
+          const pinoLevel = level === 'off' ? 'silent' : level;
+          this.#logLevel = level;
+          setLogLevel(pinoLevel);
+          this.#dataPlane.setLogLevel(pinoLevel);
+          return { status: 200, body: `current log level is ${level}\n` };
+        },
+        '/quitquitquit': async (req) => {
+          if (req.method !== 'POST') return { status: 405, body: 'use POST\n' };
+          setImmediate(() => void this.shutdown().then(() => process.exit(0)));
+          return { status: 200, body: 'shutdown now\n' };
+        },
+      }),
+    );
+    this.#servers.push(
+      await startHttp(s.readinessAddress, {
+        '/healthz/ready': async () => {
+          const r = this.readiness();
+          return r.ready ? { status: 200, body: 'ready\n' } : { status: 503, body: `not ready: ${r.reasons.join('; ')}\n` };
+        },
+      }),
+    );
+    const metrics = async (): Promise<{ status: number; body: string; type: string }> => {
+      const merged = Registry.merge([this.registry, await this.#dataPlane.metrics()]);
+      return { status: 200, body: await merged.metrics(), type: merged.contentType };
+    };
+    this.#servers.push(await startHttp(s.statsAddress, { '/metrics': metrics, '/stats/prometheus': metrics }));
+  }
+
+  logError(err: unknown): void {
+    this.#log.error({ err: describeError(err) }, 'ztunnel error');
+  }
+}

@@ -1,0 +1,674 @@
+/**
+ * ztunnel's local config (`LOCAL_XDS_PATH` / `LOCAL_XDS`): YAML with top-level `workloads`, `services` and
+ * `policies`, camelCase fields, unknown fields rejected (ztunnel's serde `deny_unknown_fields`). This is the edge
+ * where that YAML becomes the domain records of ztunnel/state/model.ts; everything past here trusts them.
+ *
+ * Schema: reference/ztunnel.md §7 (ztunnel src/xds.rs `LocalConfig`, src/state/workload.rs, src/state/service.rs,
+ * src/rbac.rs). Beyond ztunnel we accept a top-level `trustDomain`, the default for workloads that set none.
+ * Every rejection is a LocalConfigError whose message starts with the YAML path of the offending value.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseDocument, stringify } from 'yaml';
+
+import { MeshError } from '../../lib/errors.js';
+import { DEFAULT_TRUST_DOMAIN, makeIdentity, parseSpiffeId } from '../../lib/identity/spiffe.js';
+import { canonicalIp, formatCidr, parseCidr } from '../state/ip.js';
+import {
+  DEFAULT_CLUSTER_ID,
+  DEFAULT_SERVICE_ACCOUNT,
+  policyKey,
+  serviceKey,
+  type Authorization,
+  type Cidr,
+  type GatewayAddress,
+  type GatewayDestination,
+  type LoadBalancer,
+  type LoadBalancerScope,
+  type Locality,
+  type NetworkAddress,
+  type NetworkCidr,
+  type PortMap,
+  type RbacMatch,
+  type Service,
+  type ServiceAccountMatch,
+  type StateSnapshot,
+  type StringMatch,
+  type WeightedWaypoint,
+  type Workload,
+  type WorkloadType,
+} from '../state/model.js';
+
+export const LocalConfigErrorCode = {
+  /** The YAML is malformed or a value does not fit the schema; the message names the YAML path. */
+  INVALID: 'CONFIG_INVALID_LOCAL_CONFIG',
+  /** The file could not be read (missing, permissions, too large). */
+  UNREADABLE: 'CONFIG_LOCAL_CONFIG_UNREADABLE',
+} as const;
+
+export class LocalConfigError extends MeshError {
+  /** YAML path of the offending value, e.g. `workloads[2].workloadIps[0]`; "" for the document as a whole. */
+  readonly path: string;
+
+  constructor(code: string, path: string, problem: string, options?: { cause?: unknown }) {
+    super(code, path === '' ? problem : `${path}: ${problem}`, options);
+    this.path = path;
+  }
+}
+
+/** The parsed file: the state it describes plus the trust domain used for workloads that did not set one. */
+export interface LocalConfig extends StateSnapshot {
+  readonly trustDomain: string;
+}
+
+/** The name the proxy wiring uses for the same thing. */
+export type LocalConfigState = LocalConfig;
+
+export interface ParseLocalConfigOptions {
+  /** Default trust domain when the file has no top-level `trustDomain` (e.g. the TRUST_DOMAIN env var). */
+  readonly trustDomain?: string;
+}
+
+/** Files beyond this are refused unread: 1M pods of ztunnel's example shape are ~250 MB, far past one node's need. */
+export const MAX_LOCAL_CONFIG_BYTES = 64 * 1024 * 1024;
+
+// --- reading helpers: every value is read with its path so a failure can say where it is ---------------------
+
+type Obj = Readonly<Record<string, unknown>>;
+
+function fail(path: string, problem: string): never {
+  throw new LocalConfigError(LocalConfigErrorCode.INVALID, path, problem);
+}
+
+function show(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return String(v);
+}
+
+const field = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
+const item = (path: string, i: number): string => `${path}[${i}]`;
+const entry = (path: string, k: string): string => (/^[0-9]+$/.test(k) ? `${path}[${k}]` : `${path}[${JSON.stringify(k)}]`);
+
+function isMap(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A map with only `known` keys (serde's deny_unknown_fields). */
+function readObject(v: unknown, path: string, known: readonly string[]): Obj {
+  if (!isMap(v)) fail(path, `expected a map, found ${show(v)}`);
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) fail(field(path, k), `unknown field; expected one of: ${known.join(', ')}`);
+  }
+  return v;
+}
+
+// A YAML key written with no value (`network:`) reads as null; it means "not set", like an absent key.
+const absent = (v: unknown): boolean => v === undefined || v === null;
+
+function reqString(o: Obj, key: string, path: string): string {
+  const v = o[key];
+  if (absent(v)) fail(field(path, key), 'is required');
+  if (typeof v !== 'string') fail(field(path, key), `expected a string, found ${show(v)}`);
+  return v;
+}
+
+function optString(o: Obj, key: string, path: string, def = ''): string {
+  return absent(o[key]) ? def : reqString(o, key, path);
+}
+
+function optBool(o: Obj, key: string, path: string): boolean {
+  const v = o[key];
+  if (absent(v)) return false;
+  if (typeof v !== 'boolean') fail(field(path, key), `expected true or false, found ${show(v)}`);
+  return v;
+}
+
+function readUint(v: unknown, path: string, min: number, max: number, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(path, `${show(v)} is not ${what} (an integer ${min}..${max})`);
+  }
+  return v;
+}
+
+function readEnum<T extends string>(v: unknown, path: string, values: readonly T[]): T {
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+    fail(path, `${show(v)} is not one of: ${values.join(', ')}`);
+  }
+  return v as T;
+}
+
+function optEnum<T extends string>(o: Obj, key: string, path: string, values: readonly T[], def: T): T {
+  return absent(o[key]) ? def : readEnum(o[key], field(path, key), values);
+}
+
+function optList(o: Obj, key: string, path: string): readonly unknown[] {
+  const v = o[key];
+  if (absent(v)) return [];
+  if (!Array.isArray(v)) fail(field(path, key), `expected a list, found ${show(v)}`);
+  return v;
+}
+
+function readList<T>(v: unknown, path: string, read: (x: unknown, p: string) => T): T[] {
+  if (!Array.isArray(v)) fail(path, `expected a list, found ${show(v)}`);
+  return v.map((x, i) => read(x, item(path, i)));
+}
+
+function readIp(v: unknown, path: string): string {
+  const ip = typeof v === 'string' ? canonicalIp(v) : undefined;
+  if (ip === undefined) fail(path, `${show(v)} is not an IP address`);
+  return ip;
+}
+
+function readCidr(v: unknown, path: string): Cidr {
+  const c = typeof v === 'string' ? parseCidr(v) : undefined;
+  if (c === undefined) fail(path, `${show(v)} is not an IP address or CIDR block like "10.0.0.0/8"`);
+  return c;
+}
+
+const readPort = (v: unknown, path: string): number => readUint(v, path, 1, 65535, 'a port');
+
+/** `{80: 8080}`; YAML map keys arrive as strings. A target of 0 is only meaningful for service ports. */
+function readPortMap(v: unknown, path: string, minTarget: 0 | 1): PortMap {
+  if (!isMap(v)) fail(path, `expected a map of port to port, found ${show(v)}`);
+  const out: Array<[number, number]> = [];
+  for (const [k, target] of Object.entries(v)) {
+    if (!/^[0-9]{1,5}$/.test(k) || Number(k) < 1 || Number(k) > 65535) fail(entry(path, k), `"${k}" is not a port`);
+    out.push([Number(k), readUint(target, entry(path, k), minTarget, 65535, 'a target port')]);
+  }
+  return Object.fromEntries(out) as PortMap;
+}
+
+/** "<a>/<b>" split at the first slash, both parts non-empty. */
+function splitKey(s: string, path: string, form: string): [string, string] {
+  const slash = s.indexOf('/');
+  if (slash <= 0 || slash === s.length - 1) fail(path, `${show(s)} is not of the form "${form}"`);
+  return [s.slice(0, slash), s.slice(slash + 1)];
+}
+
+function readNetworkAddress(v: unknown, path: string): NetworkAddress {
+  if (typeof v !== 'string' || !v.includes('/')) fail(path, `${show(v)} is not of the form "<network>/<ip>"`);
+  const slash = v.indexOf('/');
+  return { network: v.slice(0, slash), address: readIp(v.slice(slash + 1), path) };
+}
+
+/** ztunnel tries "<network>/<ip>" first and falls back to "<namespace>/<hostname>" (serde untagged enum). */
+function readGatewayDestination(v: unknown, path: string): GatewayDestination {
+  const form = '<network>/<ip>" or "<namespace>/<hostname>';
+  if (typeof v !== 'string') fail(path, `expected "${form}", found ${show(v)}`);
+  const slash = v.indexOf('/');
+  if (slash < 0) fail(path, `${show(v)} is not of the form "${form}"`);
+  const ip = canonicalIp(v.slice(slash + 1));
+  if (ip !== undefined) return { kind: 'address', network: v.slice(0, slash), address: ip };
+  const [namespace, hostname] = splitKey(v, path, form);
+  return { kind: 'hostname', namespace, hostname };
+}
+
+function readGateway(v: unknown, path: string): GatewayAddress {
+  const o = readObject(v, path, ['destination', 'hboneMtlsPort']);
+  if (absent(o.destination)) fail(field(path, 'destination'), 'is required');
+  return {
+    destination: readGatewayDestination(o.destination, field(path, 'destination')),
+    // ztunnel requires it; 15008 is the only value Istio ever sends, so an omitted port means that.
+    hboneMtlsPort: absent(o.hboneMtlsPort) ? 15008 : readPort(o.hboneMtlsPort, field(path, 'hboneMtlsPort')),
+  };
+}
+
+function optGateway(o: Obj, key: string, path: string): GatewayAddress | undefined {
+  return absent(o[key]) ? undefined : readGateway(o[key], field(path, key));
+}
+
+function readStringList(o: Obj, key: string, path: string): string[] {
+  return optList(o, key, path).map((x, i) => {
+    if (typeof x !== 'string') fail(item(field(path, key), i), `expected a string, found ${show(x)}`);
+    return x;
+  });
+}
+
+// --- workloads -----------------------------------------------------------------------------------------------
+
+const WORKLOAD_FIELDS = [
+  'uid', 'name', 'namespace', 'workloadIps', 'serviceAccount', 'trustDomain', 'protocol', 'networkMode', 'network',
+  'node', 'hostname', 'workloadName', 'workloadType', 'canonicalName', 'canonicalRevision', 'clusterId',
+  'nativeTunnel', 'waypoint', 'networkGateway', 'applicationTunnel', 'authorizationPolicies', 'status', 'locality',
+  'capacity', 'services',
+] as const;
+const WORKLOAD_TYPES: readonly WorkloadType[] = ['deployment', 'cronjob', 'pod', 'job'];
+
+function readLocality(v: unknown, path: string): Locality {
+  const o = readObject(v, path, ['region', 'zone', 'subzone']);
+  return { region: optString(o, 'region', path), zone: optString(o, 'zone', path), subzone: optString(o, 'subzone', path) };
+}
+
+function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Workload {
+  const o = readObject(v, path, WORKLOAD_FIELDS);
+  const namespace = reqString(o, 'namespace', path);
+  const name = optString(o, 'name', path);
+  const serviceAccount = optString(o, 'serviceAccount', path, DEFAULT_SERVICE_ACCOUNT) || DEFAULT_SERVICE_ACCOUNT;
+  const trustDomain = optString(o, 'trustDomain', path, defaultTrustDomain) || defaultTrustDomain;
+  const clusterId = optString(o, 'clusterId', path, DEFAULT_CLUSTER_ID) || DEFAULT_CLUSTER_ID;
+  // The identity is what certificates are issued for and policies match on; refuse one that cannot exist.
+  try {
+    makeIdentity(namespace, serviceAccount, trustDomain);
+  } catch (err) {
+    fail(path, `namespace, serviceAccount and trustDomain do not form a SPIFFE identity: ${(err as Error).message}`);
+  }
+  let uid = optString(o, 'uid', path);
+  if (uid === '') {
+    // Istio's uid shape for pods; without either there is no key to store the workload under.
+    if (name === '') fail(path, 'needs a uid or a name');
+    uid = `${clusterId}//Pod/${namespace}/${name}`;
+  }
+  if (absent(o.workloadIps)) fail(field(path, 'workloadIps'), 'is required (it may be an empty list)');
+  const ips = readList(o.workloadIps, field(path, 'workloadIps'), readIp);
+
+  let applicationTunnel: Workload['applicationTunnel'];
+  if (!absent(o.applicationTunnel)) {
+    const p = field(path, 'applicationTunnel');
+    const t = readObject(o.applicationTunnel, p, ['protocol', 'port']);
+    applicationTunnel = {
+      protocol: optEnum(t, 'protocol', p, ['NONE', 'PROXY'] as const, 'NONE'),
+      port: absent(t.port) ? undefined : readPort(t.port, field(p, 'port')),
+    };
+  }
+
+  const services: Record<string, PortMap> = {};
+  const svcPath = field(path, 'services');
+  if (!absent(o.services)) {
+    if (!isMap(o.services)) fail(svcPath, `expected a map of "<namespace>/<hostname>" to port maps, found ${show(o.services)}`);
+    for (const [k, ports] of Object.entries(o.services)) {
+      splitKey(k, entry(svcPath, k), '<namespace>/<hostname>');
+      services[k] = absent(ports) ? {} : readPortMap(ports, entry(svcPath, k), 1);
+    }
+  }
+
+  const authorizationPolicies = readStringList(o, 'authorizationPolicies', path);
+  authorizationPolicies.forEach((k, i) => splitKey(k, item(field(path, 'authorizationPolicies'), i), '<namespace>/<name>'));
+
+  return {
+    uid,
+    name,
+    namespace,
+    workloadIps: [...new Set(ips)],
+    hostname: optString(o, 'hostname', path),
+    network: optString(o, 'network', path),
+    protocol: optEnum(o, 'protocol', path, ['TCP', 'HBONE'] as const, 'TCP'),
+    trustDomain,
+    serviceAccount,
+    waypoint: optGateway(o, 'waypoint', path),
+    networkGateway: optGateway(o, 'networkGateway', path),
+    node: optString(o, 'node', path),
+    canonicalName: optString(o, 'canonicalName', path),
+    canonicalRevision: optString(o, 'canonicalRevision', path),
+    // workload.proto's enum default is DEPLOYMENT, so an unset type reads the same from WDS and from here.
+    workloadType: optEnum(o, 'workloadType', path, WORKLOAD_TYPES, 'deployment'),
+    workloadName: optString(o, 'workloadName', path),
+    nativeTunnel: optBool(o, 'nativeTunnel', path),
+    applicationTunnel,
+    services,
+    authorizationPolicies,
+    status: optEnum(o, 'status', path, ['Healthy', 'Unhealthy'] as const, 'Healthy'),
+    clusterId,
+    locality: absent(o.locality) ? undefined : readLocality(o.locality, field(path, 'locality')),
+    networkMode: optEnum(o, 'networkMode', path, ['Standard', 'HostNetwork'] as const, 'Standard'),
+    capacity: absent(o.capacity) ? 1 : readUint(o.capacity, field(path, 'capacity'), 0, 0xffffffff, 'a capacity'),
+  };
+}
+
+// --- services ------------------------------------------------------------------------------------------------
+
+const SERVICE_FIELDS = [
+  'name', 'namespace', 'hostname', 'vips', 'cidrVips', 'ports', 'subjectAltNames', 'waypoint', 'weightedWaypoints',
+  'loadBalancer', 'ipFamilies', 'canonical', 'visibility', 'endpoints',
+] as const;
+const LB_SCOPES: readonly LoadBalancerScope[] = ['Region', 'Zone', 'Subzone', 'Node', 'Cluster', 'Network'];
+
+function readLoadBalancer(v: unknown, path: string): LoadBalancer {
+  const o = readObject(v, path, ['routingPreferences', 'mode', 'healthPolicy']);
+  return {
+    routingPreferences: optList(o, 'routingPreferences', path).map((x, i) =>
+      readEnum(x, item(field(path, 'routingPreferences'), i), LB_SCOPES),
+    ),
+    mode: optEnum(o, 'mode', path, ['Standard', 'Strict', 'Failover', 'Passthrough'] as const, 'Standard'),
+    healthPolicy: optEnum(o, 'healthPolicy', path, ['OnlyHealthy', 'AllowAll'] as const, 'OnlyHealthy'),
+  };
+}
+
+function readNetworkCidr(v: unknown, path: string): NetworkCidr {
+  const o = readObject(v, path, ['network', 'cidr']);
+  if (absent(o.cidr)) fail(field(path, 'cidr'), 'is required');
+  return { network: optString(o, 'network', path), cidr: readCidr(o.cidr, field(path, 'cidr')) };
+}
+
+function readWeightedWaypoint(v: unknown, path: string): WeightedWaypoint {
+  const o = readObject(v, path, ['destination', 'weight']);
+  if (absent(o.destination)) fail(field(path, 'destination'), 'is required');
+  return {
+    destination: readGateway(o.destination, field(path, 'destination')),
+    weight: absent(o.weight) ? 0 : readUint(o.weight, field(path, 'weight'), 0, 0xffffffff, 'a weight'),
+  };
+}
+
+function readService(v: unknown, path: string): Service {
+  const o = readObject(v, path, SERVICE_FIELDS);
+  const namespace = reqString(o, 'namespace', path);
+  const hostname = reqString(o, 'hostname', path);
+  if (namespace.includes('/')) fail(field(path, 'namespace'), `${show(namespace)} must not contain "/"`);
+  if (hostname === '' || /[\s/]/.test(hostname)) fail(field(path, 'hostname'), `${show(hostname)} is not a hostname`);
+  // Endpoints come from each workload's `services`; a second, service-side list could contradict it.
+  if (!absent(o.endpoints) && !(isMap(o.endpoints) && Object.keys(o.endpoints).length === 0)) {
+    fail(field(path, 'endpoints'), "is not supported; list the service under each backing workload's `services` instead");
+  }
+  const subjectAltNames = readStringList(o, 'subjectAltNames', path);
+  subjectAltNames.forEach((san, i) => {
+    try {
+      parseSpiffeId(san);
+    } catch (err) {
+      fail(item(field(path, 'subjectAltNames'), i), (err as Error).message);
+    }
+  });
+  const ipFamilies = absent(o.ipFamilies)
+    ? 'Automatic'
+    : readEnum(o.ipFamilies, field(path, 'ipFamilies'), ['Dual', 'IPv4', 'IPv6'] as const);
+  const service: Service = {
+    name: reqString(o, 'name', path),
+    namespace,
+    hostname,
+    vips: optList(o, 'vips', path).map((x, i) => readNetworkAddress(x, item(field(path, 'vips'), i))),
+    ports: absent(o.ports) ? {} : readPortMap(o.ports, field(path, 'ports'), 0),
+    subjectAltNames,
+    waypoint: optGateway(o, 'waypoint', path),
+    loadBalancer: absent(o.loadBalancer) ? undefined : readLoadBalancer(o.loadBalancer, field(path, 'loadBalancer')),
+    ipFamilies,
+    canonical: optBool(o, 'canonical', path),
+    visibility: optEnum(o, 'visibility', path, ['Public', 'Namespace'] as const, 'Public'),
+  };
+  const cidrVips = optList(o, 'cidrVips', path).map((x, i) => readNetworkCidr(x, item(field(path, 'cidrVips'), i)));
+  const weighted = optList(o, 'weightedWaypoints', path).map((x, i) =>
+    readWeightedWaypoint(x, item(field(path, 'weightedWaypoints'), i)),
+  );
+  // The optional fields are left out when empty so records compare equal to those built without them.
+  return {
+    ...service,
+    ...(cidrVips.length > 0 ? { cidrVips } : {}),
+    ...(weighted.length > 0 ? { weightedWaypoints: weighted } : {}),
+  };
+}
+
+// --- policies ------------------------------------------------------------------------------------------------
+
+const MATCH_FIELDS = [
+  'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'principals', 'notPrincipals',
+  'sourceIps', 'notSourceIps', 'destinationIps', 'notDestinationIps', 'destinationPorts', 'notDestinationPorts',
+] as const;
+
+/** Externally tagged, as serde writes Rust enums: {Exact: "x"} | {Prefix: "x"} | {Suffix: "x"} | {Presence: []}. */
+function readStringMatch(v: unknown, path: string): StringMatch {
+  const forms = '{Exact: "x"}, {Prefix: "x"}, {Suffix: "x"} or {Presence: []}';
+  if (!isMap(v) || Object.keys(v).length !== 1) fail(path, `expected one of ${forms}, found ${show(v)}`);
+  const [tag, value] = Object.entries(v)[0] as [string, unknown];
+  const p = field(path, tag);
+  switch (tag) {
+    case 'Exact':
+    case 'Prefix':
+    case 'Suffix':
+      if (typeof value !== 'string') fail(p, `expected a string, found ${show(value)}`);
+      return { kind: tag === 'Exact' ? 'exact' : tag === 'Prefix' ? 'prefix' : 'suffix', value };
+    case 'Presence':
+      if (!absent(value) && !(Array.isArray(value) && value.length === 0)) fail(p, `expected [], found ${show(value)}`);
+      return { kind: 'presence' };
+    default:
+      return fail(p, `unknown string match; expected one of ${forms}`);
+  }
+}
+
+function readServiceAccountMatch(v: unknown, path: string): ServiceAccountMatch {
+  const o = readObject(v, path, ['namespace', 'serviceAccount']);
+  return { namespace: reqString(o, 'namespace', path), serviceAccount: reqString(o, 'serviceAccount', path) };
+}
+
+function readMatch(v: unknown, path: string): RbacMatch {
+  const o = readObject(v, path, MATCH_FIELDS);
+  const list = <T>(key: string, read: (x: unknown, p: string) => T): T[] =>
+    optList(o, key, path).map((x, i) => read(x, item(field(path, key), i)));
+  return {
+    namespaces: list('namespaces', readStringMatch),
+    notNamespaces: list('notNamespaces', readStringMatch),
+    serviceAccounts: list('serviceAccounts', readServiceAccountMatch),
+    notServiceAccounts: list('notServiceAccounts', readServiceAccountMatch),
+    principals: list('principals', readStringMatch),
+    notPrincipals: list('notPrincipals', readStringMatch),
+    sourceIps: list('sourceIps', readCidr),
+    notSourceIps: list('notSourceIps', readCidr),
+    destinationIps: list('destinationIps', readCidr),
+    notDestinationIps: list('notDestinationIps', readCidr),
+    destinationPorts: list('destinationPorts', readPort),
+    notDestinationPorts: list('notDestinationPorts', readPort),
+  };
+}
+
+function readPolicy(v: unknown, path: string): Authorization {
+  const o = readObject(v, path, ['name', 'namespace', 'scope', 'action', 'rules', 'dryRun']);
+  if (absent(o.scope)) fail(field(path, 'scope'), 'is required (Global, Namespace or WorkloadSelector)');
+  if (absent(o.action)) fail(field(path, 'action'), 'is required (Allow or Deny)');
+  const rulesPath = field(path, 'rules');
+  return {
+    name: reqString(o, 'name', path),
+    namespace: optString(o, 'namespace', path),
+    scope: readEnum(o.scope, field(path, 'scope'), ['Global', 'Namespace', 'WorkloadSelector'] as const),
+    action: readEnum(o.action, field(path, 'action'), ['Allow', 'Deny'] as const),
+    dryRun: optBool(o, 'dryRun', path),
+    // rules (OR) -> clauses (AND) -> matches (OR): three nested lists, as ztunnel's Vec<Vec<Vec<RbacMatch>>>.
+    rules: absent(o.rules)
+      ? []
+      : readList(o.rules, rulesPath, (rule, rp) => readList(rule, rp, (clause, cp) => readList(clause, cp, readMatch))),
+  };
+}
+
+// --- document ------------------------------------------------------------------------------------------------
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+/** Rejects a second record with the same key; ztunnel would silently keep the last, hiding a typo. */
+function checkUnique<T>(records: readonly T[], key: (r: T) => string, path: string, what: string): void {
+  const seen = new Map<string, number>();
+  records.forEach((r, i) => {
+    const k = key(r);
+    const first = seen.get(k);
+    if (first !== undefined) fail(item(path, i), `duplicate ${what} ${JSON.stringify(k)} (also ${item(path, first)})`);
+    seen.set(k, i);
+  });
+}
+
+/** Parses local-config YAML text into domain records, or throws a LocalConfigError naming the YAML path. */
+export function parseLocalConfig(text: string, options: ParseLocalConfigOptions = {}): LocalConfig {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2' });
+  const syntax = doc.errors[0];
+  // prettyErrors appends a source excerpt on later lines; the first line already says where.
+  if (syntax) fail('', `not valid YAML: ${(syntax.message.split('\n')[0] ?? '').replace(/:$/, '')}`);
+  let root: unknown;
+  try {
+    // The alias cap stops "billion laughs" documents from expanding into gigabytes.
+    root = doc.toJS({ maxAliasCount: 1000 });
+  } catch (err) {
+    throw new LocalConfigError(LocalConfigErrorCode.INVALID, '', `not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  if (absent(root)) root = {};
+  const o = readObject(root, '', ['workloads', 'services', 'policies', 'trustDomain']);
+  const trustDomain = optString(o, 'trustDomain', '', options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+  if (!absent(o.trustDomain)) {
+    try {
+      makeIdentity('ns', 'sa', trustDomain);
+    } catch {
+      fail('trustDomain', `${show(trustDomain)} is not a trust domain (lowercase letters, digits, ".", "-", "_")`);
+    }
+  }
+  const workloads = optList(o, 'workloads', '').map((w, i) => readWorkload(w, item('workloads', i), trustDomain));
+  const services = optList(o, 'services', '').map((s, i) => readService(s, item('services', i)));
+  const policies = optList(o, 'policies', '').map((p, i) => readPolicy(p, item('policies', i)));
+  checkUnique(workloads, (w) => w.uid, 'workloads', 'uid');
+  checkUnique(services, serviceKey, 'services', 'service');
+  checkUnique(policies, policyKey, 'policies', 'policy');
+  return deepFreeze({ trustDomain, workloads, services, policies });
+}
+
+/** Reads and parses a local-config file (ztunnel's LOCAL_XDS_PATH). Errors name the file and the YAML path. */
+export async function loadLocalConfigFile(path: string, options: ParseLocalConfigOptions = {}): Promise<LocalConfig> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (err) {
+    throw new LocalConfigError(LocalConfigErrorCode.UNREADABLE, '', `cannot read local config ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (buf.length > MAX_LOCAL_CONFIG_BYTES) {
+    throw new LocalConfigError(
+      LocalConfigErrorCode.UNREADABLE,
+      '',
+      `local config ${path} is ${buf.length} bytes, more than the ${MAX_LOCAL_CONFIG_BYTES} accepted`,
+    );
+  }
+  try {
+    return parseLocalConfig(buf.toString('utf8'), options);
+  } catch (err) {
+    if (!(err instanceof LocalConfigError)) throw err;
+    throw new LocalConfigError(err.code, err.path, `in ${path}: ${err.message}`, { cause: err });
+  }
+}
+
+// --- the inverse: records -> YAML ----------------------------------------------------------------------------
+
+// Defaults are left out as ztunnel's serializer does, except fields its deserializer requires; ports stay YAML ints.
+function portMapOut(m: PortMap): Map<number, number> {
+  return new Map(Object.entries(m).map(([k, v]) => [Number(k), v] as [number, number]));
+}
+
+function destinationOut(d: GatewayDestination): string {
+  return d.kind === 'address' ? `${d.network}/${d.address}` : `${d.namespace}/${d.hostname}`;
+}
+
+function gatewayOut(g: GatewayAddress): Record<string, unknown> {
+  return { destination: destinationOut(g.destination), hboneMtlsPort: g.hboneMtlsPort };
+}
+
+function put(out: Record<string, unknown>, key: string, value: unknown, omit: boolean): void {
+  if (!omit) out[key] = value;
+}
+
+function workloadOut(w: Workload): Record<string, unknown> {
+  const o: Record<string, unknown> = { uid: w.uid };
+  put(o, 'name', w.name, w.name === '');
+  o.namespace = w.namespace;
+  put(o, 'serviceAccount', w.serviceAccount, w.serviceAccount === DEFAULT_SERVICE_ACCOUNT);
+  // Always written: Istio's ztunnel has no default trust domain in local mode (reference/ztunnel.md §7).
+  o.trustDomain = w.trustDomain;
+  o.workloadIps = [...w.workloadIps];
+  o.protocol = w.protocol;
+  put(o, 'networkMode', w.networkMode, w.networkMode === 'Standard');
+  put(o, 'network', w.network, w.network === '');
+  put(o, 'node', w.node, w.node === '');
+  put(o, 'hostname', w.hostname, w.hostname === '');
+  put(o, 'workloadName', w.workloadName, w.workloadName === '');
+  put(o, 'workloadType', w.workloadType, w.workloadType === 'deployment');
+  put(o, 'canonicalName', w.canonicalName, w.canonicalName === '');
+  put(o, 'canonicalRevision', w.canonicalRevision, w.canonicalRevision === '');
+  put(o, 'clusterId', w.clusterId, w.clusterId === DEFAULT_CLUSTER_ID);
+  put(o, 'nativeTunnel', w.nativeTunnel, !w.nativeTunnel);
+  if (w.waypoint) o.waypoint = gatewayOut(w.waypoint);
+  if (w.networkGateway) o.networkGateway = gatewayOut(w.networkGateway);
+  if (w.applicationTunnel) {
+    o.applicationTunnel = { protocol: w.applicationTunnel.protocol, ...(w.applicationTunnel.port ? { port: w.applicationTunnel.port } : {}) };
+  }
+  put(o, 'authorizationPolicies', [...w.authorizationPolicies], w.authorizationPolicies.length === 0);
+  put(o, 'status', w.status, w.status === 'Healthy');
+  if (w.locality) o.locality = { ...w.locality };
+  put(o, 'capacity', w.capacity, w.capacity === 1);
+  // Required by ztunnel's LocalWorkload even when empty.
+  o.services = Object.fromEntries(Object.entries(w.services).map(([k, m]) => [k, portMapOut(m)]));
+  return o;
+}
+
+function serviceOut(s: Service): Record<string, unknown> {
+  const o: Record<string, unknown> = { name: s.name, namespace: s.namespace, hostname: s.hostname };
+  o.vips = s.vips.map((v) => `${v.network}/${v.address}`);
+  if (s.cidrVips?.length) o.cidrVips = s.cidrVips.map((c) => ({ network: c.network, cidr: formatCidr(c.cidr) }));
+  o.ports = portMapOut(s.ports);
+  put(o, 'subjectAltNames', [...s.subjectAltNames], s.subjectAltNames.length === 0);
+  if (s.waypoint) o.waypoint = gatewayOut(s.waypoint);
+  if (s.weightedWaypoints?.length) {
+    o.weightedWaypoints = s.weightedWaypoints.map((w) => ({ destination: gatewayOut(w.destination), weight: w.weight }));
+  }
+  if (s.loadBalancer) {
+    const lb = s.loadBalancer;
+    o.loadBalancer = { routingPreferences: [...lb.routingPreferences], mode: lb.mode, healthPolicy: lb.healthPolicy };
+  }
+  put(o, 'ipFamilies', s.ipFamilies, s.ipFamilies === 'Automatic');
+  put(o, 'canonical', s.canonical, !s.canonical);
+  put(o, 'visibility', s.visibility, s.visibility === 'Public');
+  return o;
+}
+
+function stringMatchOut(m: StringMatch): Record<string, unknown> {
+  switch (m.kind) {
+    case 'exact':
+      return { Exact: m.value };
+    case 'prefix':
+      return { Prefix: m.value };
+    case 'suffix':
+      return { Suffix: m.value };
+    case 'presence':
+      return { Presence: [] };
+  }
+}
+
+function matchOut(m: RbacMatch): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  const strings = (k: string, v: readonly StringMatch[]): void => put(o, k, v.map(stringMatchOut), v.length === 0);
+  const accounts = (k: string, v: readonly ServiceAccountMatch[]): void => put(o, k, v.map((a) => ({ ...a })), v.length === 0);
+  const cidrs = (k: string, v: readonly Cidr[]): void => put(o, k, v.map(formatCidr), v.length === 0);
+  const ports = (k: string, v: readonly number[]): void => put(o, k, [...v], v.length === 0);
+  strings('namespaces', m.namespaces);
+  strings('notNamespaces', m.notNamespaces);
+  accounts('serviceAccounts', m.serviceAccounts);
+  accounts('notServiceAccounts', m.notServiceAccounts);
+  strings('principals', m.principals);
+  strings('notPrincipals', m.notPrincipals);
+  cidrs('sourceIps', m.sourceIps);
+  cidrs('notSourceIps', m.notSourceIps);
+  cidrs('destinationIps', m.destinationIps);
+  cidrs('notDestinationIps', m.notDestinationIps);
+  ports('destinationPorts', m.destinationPorts);
+  ports('notDestinationPorts', m.notDestinationPorts);
+  return o;
+}
+
+function policyOut(p: Authorization): Record<string, unknown> {
+  return {
+    name: p.name,
+    namespace: p.namespace,
+    scope: p.scope,
+    action: p.action,
+    dryRun: p.dryRun,
+    rules: p.rules.map((rule) => rule.map((clause) => clause.map(matchOut))),
+  };
+}
+
+/** Writes a state as local-config YAML that parseLocalConfig (and Istio's ztunnel) read back to the same records. */
+export function toLocalConfigYaml(state: StateSnapshot): string {
+  return stringify(
+    {
+      workloads: state.workloads.map(workloadOut),
+      services: state.services.map(serviceOut),
+      policies: state.policies.map(policyOut),
+    },
+    { aliasDuplicateObjects: false, lineWidth: 0 },
+  );
+}

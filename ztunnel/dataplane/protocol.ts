@@ -1,0 +1,50 @@
+/**
+ * Messages between ztunnel's control-plane thread (main) and its data-plane workers. Everything crosses as
+ * structured clones of plain records; a netns is passed as its fd number (fds are per process, not per thread).
+ */
+import type { WorkloadCertificate } from '../../lib/identity/certificate.js';
+import type { Identity } from '../../lib/identity/spiffe.js';
+import type { ZtunnelSettings } from '../config/settings.js';
+import type { Authorization, Service, StateDelta, Workload } from '../state/model.js';
+
+export interface PodInfo {
+  readonly uid: string;
+  readonly name: string;
+  readonly namespace: string;
+  readonly serviceAccount: string;
+}
+
+/** One live connection, as /config_dump's workloadState shows it. */
+export interface ConnectionSummary {
+  readonly src: string;
+  readonly originalDst: string;
+  readonly actualDst: string;
+  readonly protocol: 'HBONE' | 'TCP';
+}
+
+export interface PodDump {
+  readonly state: 'Pending' | 'Up';
+  readonly info: { readonly name: string; readonly namespace: string; readonly serviceAccount: string };
+  readonly connections: { readonly inbound: readonly ConnectionSummary[]; readonly outbound: readonly ConnectionSummary[] };
+}
+
+export type MainToWorker =
+  | { readonly type: 'state-replace'; readonly workloads: readonly Workload[]; readonly services: readonly Service[]; readonly policies: readonly Authorization[] }
+  | { readonly type: 'state-delta'; readonly delta: StateDelta }
+  | { readonly type: 'certificate'; readonly identity: Identity; readonly certificate: WorkloadCertificate | undefined; readonly error: string | undefined }
+  | { readonly type: 'pod-add'; readonly id: number; readonly pod: PodInfo; readonly netnsFd: number }
+  | { readonly type: 'pod-del'; readonly id: number; readonly uid: string }
+  | { readonly type: 'dump'; readonly id: number }
+  | { readonly type: 'metrics'; readonly id: number }
+  | { readonly type: 'log-level'; readonly level: string }
+  | { readonly type: 'drain'; readonly id: number; readonly deadlineMs: number };
+
+export type WorkerToMain =
+  | { readonly type: 'ready' }
+  | { readonly type: 'reply'; readonly id: number; readonly error?: string; readonly data?: unknown }
+  | { readonly type: 'certificate-request'; readonly identity: Identity };
+
+export interface WorkerInit {
+  readonly settings: ZtunnelSettings;
+  readonly index: number;
+}

@@ -1,0 +1,103 @@
+/**
+ * A data-plane worker thread: owns the pod proxies assigned to it, a replica of the state, and its metrics.
+ * It never talks to the controller or the CA; the control-plane thread feeds it state and certificates.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Registry } from 'prom-client';
+import { describeError } from '../../lib/errors.js';
+import { closeFd } from '../../lib/native/index.js';
+import { TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
+import { componentLogger, setLogLevel } from '../../lib/telemetry/logger.js';
+import { PodProxy, type ProxyContext } from '../proxy/pod-proxy.js';
+import { WorkloadStore } from '../state/store.js';
+import type { MainToWorker, PodDump, WorkerInit, WorkerToMain } from './protocol.js';
+import { WorkerCertificates } from './worker-certificates.js';
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (!port) throw new Error('ztunnel data-plane worker must run in a worker thread');
+
+const post = (m: WorkerToMain): void => port.postMessage(m);
+const logger = componentLogger('ztunnel').child({ worker: init.index });
+const store = new WorkloadStore();
+const registry = new Registry();
+const ctx: ProxyContext = {
+  settings: init.settings,
+  store,
+  certificates: new WorkerCertificates((identity) => post({ type: 'certificate-request', identity })),
+  metrics: new TcpMetrics(registry),
+  logger,
+};
+const pods = new Map<string, { proxy: PodProxy; netnsFd: number }>();
+
+// A policy or workload change may turn allowed live connections into denied ones.
+store.onChange((change) => {
+  if (!change.authorizationChanged) return;
+  for (const { proxy } of pods.values()) proxy.recheckPolicies();
+});
+
+async function removePod(uid: string, deadlineMs: number): Promise<void> {
+  const entry = pods.get(uid);
+  if (!entry) return;
+  pods.delete(uid);
+  await entry.proxy.stop(deadlineMs);
+  closeFd(entry.netnsFd);
+}
+
+async function handle(m: MainToWorker): Promise<void> {
+  switch (m.type) {
+    case 'state-replace':
+      store.replaceAll({ workloads: m.workloads, services: m.services, policies: m.policies });
+      return;
+    case 'state-delta':
+      store.apply(m.delta);
+      return;
+    case 'certificate':
+      ctx.certificates.deliver(m.identity, m.certificate, m.error);
+      return;
+    case 'log-level':
+      setLogLevel(m.level);
+      return;
+    case 'pod-add': {
+      // A second Add for a uid (new netns after a sandbox restart) replaces the old proxy.
+      await removePod(m.pod.uid, 0);
+      const proxy = new PodProxy(m.pod, m.netnsFd, ctx);
+      pods.set(m.pod.uid, { proxy, netnsFd: m.netnsFd });
+      try {
+        await proxy.start();
+        post({ type: 'reply', id: m.id });
+      } catch (err) {
+        pods.delete(m.pod.uid);
+        await proxy.stop(0).catch(() => {});
+        closeFd(m.netnsFd);
+        post({ type: 'reply', id: m.id, error: describeError(err) });
+      }
+      return;
+    }
+    case 'pod-del':
+      await removePod(m.uid, init.settings.terminationDeadlineMs);
+      post({ type: 'reply', id: m.id });
+      return;
+    case 'dump': {
+      const data: Record<string, PodDump> = {};
+      for (const [uid, { proxy }] of pods) data[uid] = proxy.dump();
+      post({ type: 'reply', id: m.id, data });
+      return;
+    }
+    case 'metrics':
+      post({ type: 'reply', id: m.id, data: await registry.getMetricsAsJSON() });
+      return;
+    case 'drain':
+      await Promise.all([...pods.keys()].map((uid) => removePod(uid, m.deadlineMs)));
+      post({ type: 'reply', id: m.id });
+      return;
+  }
+}
+
+port.on('message', (m: MainToWorker) => {
+  handle(m).catch((err: unknown) => {
+    logger.error({ err: describeError(err), message: m.type }, 'data-plane worker failed to handle a message');
+    if ('id' in m) post({ type: 'reply', id: m.id, error: describeError(err) });
+  });
+});
+post({ type: 'ready' });

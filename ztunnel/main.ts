@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+/**
+ * The `ztunnel` program. Configured by environment variables (ztunnel/config/settings.ts lists them all);
+ * SIGTERM or SIGINT drains and exits.
+ */
+import { describeError } from '../lib/errors.js';
+import { componentLogger } from '../lib/telemetry/logger.js';
+import { Ztunnel } from './app.js';
+import { loadSettings } from './config/settings.js';
+
+const log = componentLogger('ztunnel');
+
+async function main(): Promise<void> {
+  const settings = loadSettings();
+  const ztunnel = await Ztunnel.start(settings);
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    void ztunnel.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err: describeError(err) }, 'ztunnel failed to start');
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 100).unref();
+});

@@ -1,0 +1,429 @@
+/**
+ * The proxy of one pod (ztunnel's in-pod "shared" mode): three listeners created INSIDE the pod's network
+ * namespace, so that to the pod it looks like a sidecar, while this process stays in the node's namespace.
+ *
+ *   15001 outbound   REDIRECTed app connections → original dst (SO_ORIGINAL_DST) → route:
+ *                    HBONE to <pod IP>:15008 with this pod's certificate | plain TCP | passthrough | reject
+ *   15006 inbound    plaintext from outside the mesh → L4 policy without identity → the app
+ *   15008 HBONE      mTLS CONNECT from other proxies → validate → L4 policy with the peer identity → the app
+ *
+ * Every socket this proxy makes in the pod carries SO_MARK 0x539 so the pod's rules let it pass; connections
+ * to the app are made from the client's IP (IP_TRANSPARENT) so the app sees who called.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { describeError, errorCode } from '../../lib/errors.js';
+import { formatAuthority } from '../../lib/hbone/authority.js';
+import { HboneError, HboneErrorCode } from '../../lib/hbone/errors.js';
+import { buildBaggage, buildForwarded } from '../../lib/hbone/headers.js';
+import { HbonePool } from '../../lib/hbone/pool.js';
+import { HboneServer, type HboneInboundDecision, type HboneInboundRequest } from '../../lib/hbone/server.js';
+import { spliceTunnel, resetSocket } from '../../lib/hbone/tunnel.js';
+import { dialUpstream } from '../../lib/hbone/upstream.js';
+import { makeIdentity, type Identity } from '../../lib/identity/spiffe.js';
+import { createTcpListenerFd, dialFrom, getOriginalDst } from '../../lib/native/index.js';
+import type { ResponseFlag, TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
+import type { ZtunnelSettings } from '../config/settings.js';
+import type { PodDump, PodInfo } from '../dataplane/protocol.js';
+import type { WorkerCertificates } from '../dataplane/worker-certificates.js';
+import { authorize, type ConnectionAttributes } from '../policy/rbac.js';
+import type { Workload } from '../state/model.js';
+import type { WorkloadStore } from '../state/store.js';
+import { type ConnectionRecord, logConnection, trafficLabels } from '../telemetry/connection.js';
+import { ConnectionTracker } from './connections.js';
+import { copyBidirectional } from './copy.js';
+import { identityOf, resolveInbound, routeOutbound } from './route.js';
+
+export const OUTBOUND_PORT = 15001;
+export const INBOUND_PLAINTEXT_PORT = 15006;
+export const INBOUND_HBONE_PORT = 15008;
+const ZTUNNEL_PORTS = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, INBOUND_HBONE_PORT]);
+
+export interface ProxyContext {
+  readonly settings: ZtunnelSettings;
+  readonly store: WorkloadStore;
+  readonly certificates: WorkerCertificates;
+  readonly metrics: TcpMetrics;
+  readonly logger: Logger;
+}
+
+function addr(ip: string | undefined, port: number | undefined): string {
+  return formatAuthority(ip ?? '', port ?? 0);
+}
+
+function flagFor(err: unknown): ResponseFlag {
+  if (err instanceof HboneError) {
+    if (err.code === HboneErrorCode.TLS_FAILED || err.code === HboneErrorCode.IDENTITY_MISMATCH) return 'TLS_FAILURE';
+    if (err.code === HboneErrorCode.HTTP_STATUS && err.status === 401) return 'DENY';
+    if (err.code === HboneErrorCode.CONNECT_FAILED && /NetworkPolicy/.test(err.message)) return 'NETWORK_POLICY';
+  }
+  return 'CONNECT';
+}
+
+export class PodProxy {
+  readonly identity: Identity;
+  readonly #pod: PodInfo;
+  readonly #netnsFd: number;
+  readonly #ctx: ProxyContext;
+  readonly #log: Logger;
+  readonly #pool: HbonePool;
+  readonly #tracker = new ConnectionTracker();
+  readonly #servers: Server[] = [];
+  #hbone: HboneServer | undefined;
+  #unsubscribeRenewal: (() => void) | undefined;
+  #state: 'Pending' | 'Up' = 'Pending';
+
+  constructor(pod: PodInfo, netnsFd: number, ctx: ProxyContext) {
+    this.#pod = pod;
+    this.#netnsFd = netnsFd;
+    this.#ctx = ctx;
+    this.#log = ctx.logger.child({ pod: `${pod.namespace}/${pod.name}`, uid: pod.uid });
+    this.identity = makeIdentity(pod.namespace, pod.serviceAccount || 'default', ctx.settings.trustDomain);
+    const mark = ctx.settings.packetMark;
+    this.#pool = new HbonePool({
+      config: ctx.settings.hbone,
+      logger: this.#log,
+      // HBONE leaves from inside the pod, marked so that the pod's REDIRECT rules skip it.
+      socketFactory: (d) => dialFrom({ netnsFd, mark, host: d.address, port: d.port, family: d.address.includes(':') ? 6 : 4 }),
+    });
+  }
+
+  get state(): 'Pending' | 'Up' {
+    return this.#state;
+  }
+
+  /** Binds the three listeners inside the pod (fails fast on EADDRINUSE etc.), then serves once certified. */
+  async start(): Promise<void> {
+    const mark = this.#ctx.settings.packetMark;
+    const listen = (port: number): number => createTcpListenerFd({ netnsFd: this.#netnsFd, address: '0.0.0.0', port, mark, reuseAddr: true });
+    const outboundFd = listen(OUTBOUND_PORT);
+    const plainFd = listen(INBOUND_PLAINTEXT_PORT);
+    const hboneFd = listen(INBOUND_HBONE_PORT);
+
+    const outbound = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#onOutbound(s));
+    const plain = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#onInboundPlaintext(s));
+    for (const [server, fd] of [[outbound, outboundFd], [plain, plainFd]] as const) {
+      server.on('error', (err) => this.#log.error({ err: describeError(err) }, 'listener error'));
+      await new Promise<void>((resolve) => server.listen({ fd }, resolve));
+      this.#servers.push(server);
+    }
+
+    const cert = await this.#ctx.certificates.get(this.identity);
+    this.#hbone = new HboneServer({
+      certificate: cert,
+      handler: (req, signal) => this.#onInboundHbone(req, signal),
+      config: this.#ctx.settings.hbone,
+      logger: this.#log,
+      onReject: (code, status) => this.#log.debug({ code, status }, 'inbound HBONE refused'),
+    });
+    this.#unsubscribeRenewal = this.#ctx.certificates.onRenewal(this.identity, (c) => this.#hbone?.setCertificate(c));
+    await this.#hbone.listen({ fd: hboneFd });
+    this.#state = 'Up';
+    this.#log.info({ identity: this.identity }, 'pod proxy up: listening on 15001, 15006, 15008 in the pod network namespace');
+  }
+
+  /** Stops accepting, gives live connections `deadlineMs`, then closes what is left. */
+  async stop(deadlineMs: number): Promise<void> {
+    this.#unsubscribeRenewal?.();
+    for (const s of this.#servers) s.close();
+    const hbone = this.#hbone?.close(deadlineMs);
+    const until = Date.now() + deadlineMs;
+    while (this.#tracker.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    this.#tracker.closeAll('pod proxy stopped');
+    await hbone;
+    this.#pool.close();
+  }
+
+  dump(): PodDump {
+    return {
+      state: this.#state,
+      info: { name: this.#pod.name, namespace: this.#pod.namespace, serviceAccount: this.#pod.serviceAccount },
+      connections: { inbound: this.#tracker.summaries('inbound'), outbound: this.#tracker.summaries('outbound') },
+    };
+  }
+
+  /** Policies changed: close inbound connections that would now be denied. */
+  recheckPolicies(): void {
+    const { store } = this.#ctx;
+    const closed = this.#tracker.recheck((attrs) => {
+      const local = store.workloadByIp(this.#ctx.settings.network, attrs.destinationIp);
+      if (!local) return undefined;
+      const d = authorize(store.policiesForWorkload(local), attrs);
+      return d.allowed ? undefined : d.reason;
+    });
+    if (closed > 0) this.#log.info({ closed }, 'closed connections denied by a policy change');
+  }
+
+  /** The workload this pod is, from the state; a minimal record from the pod's own info when not known yet. */
+  #self(ip: string | undefined): Workload {
+    const found = ip ? this.#ctx.store.workloadByIp(this.#ctx.settings.network, ip) : undefined;
+    if (found) return found;
+    const { settings } = this.#ctx;
+    return {
+      uid: this.#pod.uid, name: this.#pod.name, namespace: this.#pod.namespace, workloadIps: ip ? [ip] : [], hostname: '',
+      network: settings.network, protocol: 'HBONE', trustDomain: settings.trustDomain, serviceAccount: this.identity.serviceAccount,
+      waypoint: undefined, networkGateway: undefined, node: settings.nodeName, canonicalName: this.#pod.name, canonicalRevision: 'latest',
+      workloadType: 'pod', workloadName: this.#pod.name, nativeTunnel: false, applicationTunnel: undefined, services: {},
+      authorizationPolicies: [], status: 'Healthy', clusterId: settings.clusterId, locality: undefined, networkMode: 'Standard', capacity: 1,
+    };
+  }
+
+  /** A socket to the app inside the pod, from the client's IP when possible (the app sees the real caller). */
+  #appSocketFactory(clientIp: string) {
+    const { settings } = this.#ctx;
+    return (host: string, port: number): Socket => {
+      const spoof = settings.enableOrigSrc && clientIp !== '' && clientIp !== host;
+      return dialFrom({
+        netnsFd: this.#netnsFd,
+        mark: settings.packetMark,
+        host,
+        port,
+        family: host.includes(':') ? 6 : 4,
+        ...(spoof ? { transparent: true, bindAddress: clientIp } : {}),
+      });
+    };
+  }
+
+  #finish(rec: ConnectionRecord, sent: number, recv: number, flag: ResponseFlag, error?: string): void {
+    const labels = trafficLabels(rec, flag);
+    this.#ctx.metrics.connectionClosed(labels, recv, sent);
+    logConnection(this.#ctx.logger, rec, { bytesSent: sent, bytesRecv: recv, flag, error });
+  }
+
+  #fail(rec: ConnectionRecord, flag: ResponseFlag, error: string): void {
+    this.#ctx.metrics.connectionFailed(trafficLabels(rec, flag));
+    logConnection(this.#ctx.logger, rec, { bytesSent: 0, bytesRecv: 0, flag, error });
+  }
+
+  async #onOutbound(client: Socket): Promise<void> {
+    client.on('error', () => {});
+    let dst;
+    try {
+      dst = getOriginalDst(client);
+    } catch (err) {
+      this.#log.warn({ err: describeError(err) }, 'outbound connection without an original destination; closing');
+      client.destroy();
+      return;
+    }
+    const { store, settings } = this.#ctx;
+    const source = this.#self(client.remoteAddress);
+    const route = routeOutbound(store, source, { ip: dst.address, port: dst.port });
+    const base = {
+      direction: 'outbound' as const,
+      srcAddr: addr(client.remoteAddress, client.remotePort),
+      source,
+      sourceIdentity: this.identity,
+      startedAt: Date.now(),
+    };
+
+    if (route.kind === 'reject') {
+      this.#fail({ ...base, dstAddr: addr(dst.address, dst.port), dstHboneAddr: undefined, destination: undefined, destinationService: undefined, destinationIdentity: undefined, mtls: false }, 'CONNECT', `${route.code}: ${route.reason}`);
+      resetSocket(client);
+      return;
+    }
+
+    if (route.kind === 'hbone') {
+      const rec: ConnectionRecord = {
+        ...base,
+        dstAddr: addr(route.address, route.port),
+        dstHboneAddr: route.authority,
+        destination: route.destination,
+        destinationService: route.service,
+        destinationIdentity: route.expectedIdentities[0],
+        mtls: true,
+      };
+      let stream;
+      try {
+        const certificate = await this.#ctx.certificates.get(this.identity);
+        ({ stream } = await this.#pool.connect({
+          address: route.address,
+          port: route.port,
+          expectedIdentities: route.expectedIdentities,
+          authority: route.authority,
+          certificate,
+          sourceIp: client.remoteAddress,
+          baggage: buildBaggage({ clusterId: source.clusterId, namespace: source.namespace, workloadType: source.workloadType, workloadName: source.workloadName || source.name, canonicalName: source.canonicalName, canonicalRevision: source.canonicalRevision }),
+          forwarded: buildForwarded(client.remoteAddress ?? '', client.remotePort ?? 0, route.service?.hostname),
+        }));
+      } catch (err) {
+        this.#fail(rec, flagFor(err), describeError(err));
+        resetSocket(client);
+        return;
+      }
+      const labels = trafficLabels(rec);
+      this.#ctx.metrics.connectionOpened(labels);
+      const remove = this.#tracker.add({
+        direction: 'outbound',
+        summary: { src: rec.srcAddr, originalDst: addr(dst.address, dst.port), actualDst: rec.dstAddr, protocol: 'HBONE' },
+        attributes: undefined,
+        close: () => resetSocket(client),
+      });
+      const r = await spliceTunnel(client, stream);
+      remove();
+      this.#finish(rec, r.bytesToSocket, r.bytesFromSocket, '-', r.reset && r.error ? describeError(r.error) : undefined);
+      return;
+    }
+
+    // Plain TCP: a destination outside the mesh (tcp) or unknown (passthrough). Not spoofed: leaving from the
+    // pod's namespace already gives it the pod's IP.
+    const rec: ConnectionRecord = {
+      ...base,
+      dstAddr: addr(route.address, route.port),
+      dstHboneAddr: undefined,
+      destination: route.kind === 'tcp' ? route.destination : undefined,
+      destinationService: route.kind === 'tcp' ? route.service : undefined,
+      destinationIdentity: undefined,
+      mtls: false,
+    };
+    let upstream: Socket;
+    try {
+      upstream = await dialUpstream(route.address, route.port, {
+        timeoutMs: settings.connectTimeoutMs,
+        socketFactory: (host, port) => dialFrom({ netnsFd: this.#netnsFd, mark: settings.packetMark, host, port, family: host.includes(':') ? 6 : 4 }),
+      });
+    } catch (err) {
+      this.#fail(rec, 'CONNECT', describeError(err));
+      resetSocket(client);
+      return;
+    }
+    this.#ctx.metrics.connectionOpened(trafficLabels(rec));
+    const remove = this.#tracker.add({
+      direction: 'outbound',
+      summary: { src: rec.srcAddr, originalDst: addr(dst.address, dst.port), actualDst: rec.dstAddr, protocol: 'TCP' },
+      attributes: undefined,
+      close: () => resetSocket(client),
+    });
+    const r = await copyBidirectional(client, upstream);
+    remove();
+    this.#finish(rec, r.toClient, r.fromClient, '-');
+  }
+
+  async #onInboundHbone(req: HboneInboundRequest, signal: AbortSignal): Promise<HboneInboundDecision> {
+    const { store, settings } = this.#ctx;
+    const local = store.workloadByIp(settings.network, req.localAddress) ?? this.#self(req.localAddress);
+    const resolved = resolveInbound(store, local, req.localAddress, req.target);
+    const source = store.workloadByIp(settings.network, req.remoteAddress);
+    const rec: ConnectionRecord = {
+      direction: 'inbound',
+      srcAddr: addr(req.remoteAddress, req.remotePort),
+      dstAddr: addr(req.localAddress, req.localPort),
+      dstHboneAddr: req.authority,
+      source,
+      sourceIdentity: req.peerIdentity,
+      destination: local,
+      destinationService: resolved.kind === 'ok' ? resolved.service : undefined,
+      destinationIdentity: identityOf(local),
+      mtls: true,
+      startedAt: Date.now(),
+    };
+    if (resolved.kind === 'reject') {
+      this.#fail(rec, 'CONNECT', `${resolved.code}: ${resolved.reason}`);
+      return { status: resolved.status, code: resolved.code, reason: resolved.reason };
+    }
+    const attributes: ConnectionAttributes = {
+      sourceIdentity: req.peerIdentity,
+      sourceIp: req.remoteAddress,
+      destinationIp: req.localAddress,
+      destinationPort: resolved.port,
+    };
+    const decision = authorize(store.policiesForWorkload(local), attributes);
+    if (!decision.allowed) {
+      this.#fail(rec, 'DENY', `connection closed due to policy rejection: ${decision.reason}`);
+      return { status: 401, code: 'POLICY_DENIED', reason: decision.reason };
+    }
+    let upstream: Socket;
+    try {
+      upstream = await dialUpstream(req.localAddress, resolved.port, {
+        signal,
+        timeoutMs: settings.connectTimeoutMs,
+        socketFactory: this.#appSocketFactory(req.remoteAddress),
+      });
+    } catch (err) {
+      this.#fail(rec, 'CONNECT', describeError(err));
+      return { status: 503, code: errorCode(err), reason: describeError(err) };
+    }
+    const labels = trafficLabels(rec);
+    this.#ctx.metrics.connectionOpened(labels);
+    const remove = this.#tracker.add({
+      direction: 'inbound',
+      summary: { src: rec.srcAddr, originalDst: req.authority, actualDst: addr(req.localAddress, resolved.port), protocol: 'HBONE' },
+      attributes,
+      close: (reason) => {
+        this.#log.info({ src: rec.srcAddr }, reason);
+        resetSocket(upstream);
+      },
+    });
+    return {
+      status: 200,
+      upstream,
+      responseHeaders: {
+        baggage: buildBaggage({ clusterId: local.clusterId, namespace: local.namespace, workloadType: local.workloadType, workloadName: local.workloadName || local.name, canonicalName: local.canonicalName, canonicalRevision: local.canonicalRevision }),
+      },
+      onClosed: (r) => {
+        remove();
+        // The upstream socket is the app side: what it received came from the client, what it sent went back.
+        this.#finish(rec, r.bytesFromSocket, r.bytesToSocket, '-');
+      },
+    };
+  }
+
+  async #onInboundPlaintext(client: Socket): Promise<void> {
+    client.on('error', () => {});
+    let dst;
+    try {
+      dst = getOriginalDst(client);
+    } catch {
+      client.destroy();
+      return;
+    }
+    const { store, settings } = this.#ctx;
+    const local = store.workloadByIp(settings.network, dst.address) ?? this.#self(dst.address);
+    const rec: ConnectionRecord = {
+      direction: 'inbound',
+      srcAddr: addr(client.remoteAddress, client.remotePort),
+      dstAddr: addr(dst.address, dst.port),
+      dstHboneAddr: undefined,
+      source: store.workloadByIp(settings.network, client.remoteAddress ?? ''),
+      sourceIdentity: undefined,
+      destination: local,
+      destinationService: undefined,
+      destinationIdentity: undefined,
+      mtls: false,
+      startedAt: Date.now(),
+    };
+    if (ZTUNNEL_PORTS.has(dst.port)) {
+      this.#fail(rec, 'CONNECT', `SELF_CALL: port ${dst.port} is ztunnel's own`);
+      client.destroy();
+      return;
+    }
+    // No identity: STRICT mTLS (a DENY on "no principal") refuses these.
+    const attributes: ConnectionAttributes = { sourceIdentity: undefined, sourceIp: client.remoteAddress ?? '', destinationIp: dst.address, destinationPort: dst.port };
+    const decision = authorize(store.policiesForWorkload(local), attributes);
+    if (!decision.allowed) {
+      this.#fail(rec, 'DENY', `connection closed due to policy rejection: ${decision.reason}`);
+      resetSocket(client);
+      return;
+    }
+    let upstream: Socket;
+    try {
+      upstream = await dialUpstream(dst.address, dst.port, { timeoutMs: settings.connectTimeoutMs, socketFactory: this.#appSocketFactory(client.remoteAddress ?? '') });
+    } catch (err) {
+      this.#fail(rec, 'CONNECT', describeError(err));
+      resetSocket(client);
+      return;
+    }
+    this.#ctx.metrics.connectionOpened(trafficLabels(rec));
+    const remove = this.#tracker.add({
+      direction: 'inbound',
+      summary: { src: rec.srcAddr, originalDst: rec.dstAddr, actualDst: rec.dstAddr, protocol: 'TCP' },
+      attributes,
+      close: (reason) => {
+        this.#log.info({ src: rec.srcAddr }, reason);
+        resetSocket(client);
+      },
+    });
+    const r = await copyBidirectional(client, upstream);
+    remove();
+    this.#finish(rec, r.toClient, r.fromClient, '-');
+  }
+}
