@@ -58,7 +58,7 @@ export class Ztunnel {
     this.#log = componentLogger('ztunnel');
     this.#certs = new CertificateManager({ provider, logger: componentLogger('cert-manager') });
     this.#dataPlane = new DataPlane(settings, this.#certs, this.#log);
-    this.#manager = new WorkloadManager(this.#dataPlane, this.#certs, settings.trustDomain, this.registry, this.#log);
+    this.#manager = new WorkloadManager(this.#dataPlane, this.#certs, this.store, settings.trustDomain, this.registry, this.#log);
     new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [this.registry] }).set({ component: 'ztunnel', tag: ZTUNNEL_VERSION }, 1);
   }
 

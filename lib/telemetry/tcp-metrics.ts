@@ -61,7 +61,7 @@ export class TcpMetrics {
     this.socketsOpen.inc({ reporter: labels.reporter });
   }
 
-  /** `sent` is towards the client that opened the connection, `received` from it (Istio's direction). */
+  /** `received`: bytes of the request (from the client); `sent`: bytes of the response (Istio's definitions). */
   connectionClosed(labels: TcpMetricLabels, received: number, sent: number): void {
     this.closed.inc(labels);
     if (received > 0) this.received.inc(labels, received);

@@ -32,8 +32,10 @@ const pods = new Map<string, { proxy: PodProxy; netnsFd: number }>();
 
 // A policy or workload change may turn allowed live connections into denied ones.
 store.onChange((change) => {
-  if (!change.authorizationChanged) return;
-  for (const { proxy } of pods.values()) proxy.recheckPolicies();
+  for (const { proxy } of pods.values()) {
+    proxy.refreshIdentity();
+    if (change.authorizationChanged) proxy.recheckPolicies();
+  }
 });
 
 async function removePod(uid: string, deadlineMs: number): Promise<void> {

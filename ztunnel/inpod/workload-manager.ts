@@ -10,6 +10,8 @@ import type { CertificateManager } from '../../lib/identity/cert-manager.js';
 import { makeIdentity } from '../../lib/identity/spiffe.js';
 import { closeFd } from '../../lib/native/index.js';
 import type { DataPlane } from '../dataplane/data-plane.js';
+import { identityOf } from '../proxy/route.js';
+import type { WorkloadStore } from '../state/store.js';
 
 export interface WorkloadInfo {
   readonly name: string;
@@ -20,6 +22,7 @@ export interface WorkloadInfo {
 export class WorkloadManager {
   readonly #dataPlane: DataPlane;
   readonly #certs: CertificateManager;
+  readonly #store: WorkloadStore;
   readonly #trustDomain: string;
   readonly #log: Logger;
   readonly #active: Gauge<string>;
@@ -28,9 +31,10 @@ export class WorkloadManager {
   readonly #stopped: Counter<string>;
   #pendingCount = 0;
 
-  constructor(dataPlane: DataPlane, certs: CertificateManager, trustDomain: string, registry: Registry, log: Logger) {
+  constructor(dataPlane: DataPlane, certs: CertificateManager, store: WorkloadStore, trustDomain: string, registry: Registry, log: Logger) {
     this.#dataPlane = dataPlane;
     this.#certs = certs;
+    this.#store = store;
     this.#trustDomain = trustDomain;
     this.#log = log;
     const registers = [registry];
@@ -42,8 +46,9 @@ export class WorkloadManager {
   }
 
   async addWorkload(uid: string, info: WorkloadInfo, netnsFd: number): Promise<void> {
-    const identity = makeIdentity(info.namespace, info.serviceAccount || 'default', this.#trustDomain);
-    this.#certs.prefetch(identity);
+    // The state is authoritative for identity; the agent's info is the fallback (it may not know the account).
+    const known = this.#store.workloadsByName(info.namespace, info.name)[0];
+    this.#certs.prefetch(known ? identityOf(known) : makeIdentity(info.namespace, info.serviceAccount || 'default', this.#trustDomain));
     this.#pending.set(++this.#pendingCount);
     try {
       await this.#dataPlane.addPod({ uid, ...info }, netnsFd);

@@ -20,7 +20,7 @@ import { HbonePool } from '../../lib/hbone/pool.js';
 import { HboneServer, type HboneInboundDecision, type HboneInboundRequest } from '../../lib/hbone/server.js';
 import { spliceTunnel, resetSocket } from '../../lib/hbone/tunnel.js';
 import { dialUpstream } from '../../lib/hbone/upstream.js';
-import { makeIdentity, type Identity } from '../../lib/identity/spiffe.js';
+import { formatSpiffeId, makeIdentity, type Identity } from '../../lib/identity/spiffe.js';
 import { createTcpListenerFd, dialFrom, getOriginalDst } from '../../lib/native/index.js';
 import type { ResponseFlag, TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
 import type { ZtunnelSettings } from '../config/settings.js';
@@ -38,6 +38,8 @@ export const OUTBOUND_PORT = 15001;
 export const INBOUND_PLAINTEXT_PORT = 15006;
 export const INBOUND_HBONE_PORT = 15008;
 const ZTUNNEL_PORTS = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, INBOUND_HBONE_PORT]);
+/** How long a new pod waits for its workload to appear in the state before using the node agent's info (ztunnel: 5 s). */
+const LOCAL_WORKLOAD_WAIT_MS = 5_000;
 
 export interface ProxyContext {
   readonly settings: ZtunnelSettings;
@@ -61,7 +63,8 @@ function flagFor(err: unknown): ResponseFlag {
 }
 
 export class PodProxy {
-  readonly identity: Identity;
+  /** The pod's identity: from its workload in the state (as ztunnel does), else from the node agent's info. */
+  identity: Identity;
   readonly #pod: PodInfo;
   readonly #netnsFd: number;
   readonly #ctx: ProxyContext;
@@ -78,7 +81,7 @@ export class PodProxy {
     this.#netnsFd = netnsFd;
     this.#ctx = ctx;
     this.#log = ctx.logger.child({ pod: `${pod.namespace}/${pod.name}`, uid: pod.uid });
-    this.identity = makeIdentity(pod.namespace, pod.serviceAccount || 'default', ctx.settings.trustDomain);
+    this.identity = this.#resolveIdentity();
     const mark = ctx.settings.packetMark;
     this.#pool = new HbonePool({
       config: ctx.settings.hbone,
@@ -86,6 +89,46 @@ export class PodProxy {
       // HBONE leaves from inside the pod, marked so that the pod's REDIRECT rules skip it.
       socketFactory: (d) => dialFrom({ netnsFd, mark, host: d.address, port: d.port, family: d.address.includes(':') ? 6 : 4 }),
     });
+  }
+
+  #resolveIdentity(): Identity {
+    const known = this.#ctx.store.workloadsByName(this.#pod.namespace, this.#pod.name)[0];
+    return known ? identityOf(known) : makeIdentity(this.#pod.namespace, this.#pod.serviceAccount || 'default', this.#ctx.settings.trustDomain);
+  }
+
+  #subscribeRenewals(): void {
+    this.#unsubscribeRenewal?.();
+    this.#unsubscribeRenewal = this.#ctx.certificates.onRenewal(this.identity, (c) => this.#hbone?.setCertificate(c));
+  }
+
+  #awaitOwnWorkload(timeoutMs: number): Promise<void> {
+    const { store } = this.#ctx;
+    if (store.workloadsByName(this.#pod.namespace, this.#pod.name).length > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        off();
+        resolve();
+      };
+      const off = store.onChange(() => {
+        if (store.workloadsByName(this.#pod.namespace, this.#pod.name).length > 0) done();
+      });
+      const timer = setTimeout(done, timeoutMs);
+    });
+  }
+
+  /** The state changed: if this pod's identity did too, serve new handshakes with the matching certificate. */
+  refreshIdentity(): void {
+    const id = this.#resolveIdentity();
+    if (!this.#hbone || formatSpiffeId(id) === formatSpiffeId(this.identity)) return;
+    this.identity = id;
+    this.#subscribeRenewals();
+    this.#ctx.certificates.get(id).then(
+      (cert) => {
+        if (formatSpiffeId(this.identity) === formatSpiffeId(id)) this.#hbone?.setCertificate(cert);
+      },
+      (err: unknown) => this.#log.warn({ err: describeError(err) }, 'no certificate for the new identity'),
+    );
   }
 
   get state(): 'Pending' | 'Up' {
@@ -108,6 +151,9 @@ export class PodProxy {
       this.#servers.push(server);
     }
 
+    // As ztunnel: the pod's identity comes from its workload, which may arrive just after the pod (wait a bit).
+    await this.#awaitOwnWorkload(LOCAL_WORKLOAD_WAIT_MS);
+    this.identity = this.#resolveIdentity();
     const cert = await this.#ctx.certificates.get(this.identity);
     this.#hbone = new HboneServer({
       certificate: cert,
@@ -116,7 +162,7 @@ export class PodProxy {
       logger: this.#log,
       onReject: (code, status) => this.#log.debug({ code, status }, 'inbound HBONE refused'),
     });
-    this.#unsubscribeRenewal = this.#ctx.certificates.onRenewal(this.identity, (c) => this.#hbone?.setCertificate(c));
+    this.#subscribeRenewals();
     await this.#hbone.listen({ fd: hboneFd });
     this.#state = 'Up';
     this.#log.info({ identity: this.identity }, 'pod proxy up: listening on 15001, 15006, 15008 in the pod network namespace');
@@ -184,10 +230,15 @@ export class PodProxy {
     };
   }
 
-  #finish(rec: ConnectionRecord, sent: number, recv: number, flag: ResponseFlag, error?: string): void {
+  /**
+   * `requestBytes` went from the client towards the destination, `responseBytes` came back. Istio counts the
+   * first as istio_tcp_received_bytes_total and the second as istio_tcp_sent_bytes_total; the access log
+   * prints them as bytes_sent / bytes_recv from the client's side (ztunnel's README example).
+   */
+  #finish(rec: ConnectionRecord, requestBytes: number, responseBytes: number, flag: ResponseFlag, error?: string): void {
     const labels = trafficLabels(rec, flag);
-    this.#ctx.metrics.connectionClosed(labels, recv, sent);
-    logConnection(this.#ctx.logger, rec, { bytesSent: sent, bytesRecv: recv, flag, error });
+    this.#ctx.metrics.connectionClosed(labels, requestBytes, responseBytes);
+    logConnection(this.#ctx.logger, rec, { bytesSent: requestBytes, bytesRecv: responseBytes, flag, error });
   }
 
   #fail(rec: ConnectionRecord, flag: ResponseFlag, error: string): void {
@@ -208,11 +259,12 @@ export class PodProxy {
     const { store, settings } = this.#ctx;
     const source = this.#self(client.remoteAddress);
     const route = routeOutbound(store, source, { ip: dst.address, port: dst.port });
+    const sourceIdentity = identityOf(source);
     const base = {
       direction: 'outbound' as const,
       srcAddr: addr(client.remoteAddress, client.remotePort),
       source,
-      sourceIdentity: this.identity,
+      sourceIdentity,
       startedAt: Date.now(),
     };
 
@@ -234,7 +286,7 @@ export class PodProxy {
       };
       let stream;
       try {
-        const certificate = await this.#ctx.certificates.get(this.identity);
+        const certificate = await this.#ctx.certificates.get(sourceIdentity);
         ({ stream } = await this.#pool.connect({
           address: route.address,
           port: route.port,
@@ -260,7 +312,7 @@ export class PodProxy {
       });
       const r = await spliceTunnel(client, stream);
       remove();
-      this.#finish(rec, r.bytesToSocket, r.bytesFromSocket, '-', r.reset && r.error ? describeError(r.error) : undefined);
+      this.#finish(rec, r.bytesFromSocket, r.bytesToSocket, '-', r.reset && r.error ? describeError(r.error) : undefined);
       return;
     }
 
@@ -295,7 +347,7 @@ export class PodProxy {
     });
     const r = await copyBidirectional(client, upstream);
     remove();
-    this.#finish(rec, r.toClient, r.fromClient, '-');
+    this.#finish(rec, r.fromClient, r.toClient, '-');
   }
 
   async #onInboundHbone(req: HboneInboundRequest, signal: AbortSignal): Promise<HboneInboundDecision> {
@@ -361,8 +413,8 @@ export class PodProxy {
       },
       onClosed: (r) => {
         remove();
-        // The upstream socket is the app side: what it received came from the client, what it sent went back.
-        this.#finish(rec, r.bytesFromSocket, r.bytesToSocket, '-');
+        // The spliced socket is the app: what was written to it is the request, what it sent is the response.
+        this.#finish(rec, r.bytesToSocket, r.bytesFromSocket, '-');
       },
     };
   }
@@ -424,6 +476,6 @@ export class PodProxy {
     });
     const r = await copyBidirectional(client, upstream);
     remove();
-    this.#finish(rec, r.toClient, r.fromClient, '-');
+    this.#finish(rec, r.fromClient, r.toClient, '-');
   }
 }

@@ -1,0 +1,430 @@
+/**
+ * A local ambient mesh on fake nodes: the fake-node cluster (lib/fakenode) plus, on every node, the node agent
+ * (`mesh-cni-agent`) and a ztunnel, both running in the node's network namespace; pods created through the
+ * CNI chain bridge → host-local → loopback → `mesh-cni`; and the mesh state every ztunnel reads from one
+ * local-config file (LOCAL_XDS_PATH), written here as workloads, services and policies are added.
+ *
+ * Used by the fake-node tests, the local-mesh program (the README's run command) and the ztunnel benchmark.
+ */
+import { rename, writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CertificateAuthority } from '../lib/identity/ca.js';
+import { type Cluster, type FakeNode, type NsProcess, type Pod, createCluster } from '../lib/fakenode/index.js';
+import { adminGet } from '../meshctl/admin-client.js';
+import { toLocalConfigYaml } from '../ztunnel/config/local-config.js';
+import type { Authorization, PortMap, Service, Workload } from '../ztunnel/state/model.js';
+
+const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const PROGRAMS = {
+  ztunnel: join(distRoot, 'ztunnel', 'main.js'),
+  agent: join(distRoot, 'cni', 'agent', 'main.js'),
+  plugin: join(distRoot, 'cni', 'plugin', 'main.js'),
+};
+
+export interface MeshClusterOptions {
+  readonly name: string;
+  readonly nodes: number;
+  /** Namespaces whose pods join the mesh (stands in for the `istio.io/dataplane-mode=ambient` label). */
+  readonly ambientNamespaces: readonly string[];
+  readonly trustDomain?: string;
+  /** LOG_LEVEL of ztunnels and agents (default warn; access logs are info). */
+  readonly logLevel?: string;
+  readonly ztunnelEnv?: Readonly<Record<string, string>>;
+  readonly hostLink?: boolean;
+}
+
+export interface MeshPodOptions {
+  readonly namespace: string;
+  readonly name: string;
+  readonly serviceAccount?: string;
+  /** `app` and `version` labels: canonical service name and revision. */
+  readonly app?: string;
+  readonly version?: string;
+}
+
+export interface MeshServiceOptions {
+  readonly namespace: string;
+  readonly name: string;
+  readonly vip: string;
+  /** servicePort → targetPort */
+  readonly ports: PortMap;
+  readonly endpoints: readonly Pod[];
+}
+
+interface NodeProcesses {
+  agent: NsProcess;
+  ztunnel: NsProcess;
+  readonly dir: string;
+}
+
+const READY_TIMEOUT_MS = 20_000;
+
+const NO_MATCH = {
+  namespaces: [], notNamespaces: [], serviceAccounts: [], notServiceAccounts: [], principals: [], notPrincipals: [],
+  sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [],
+} as const;
+
+/** What istiod sends for PeerAuthentication STRICT (reference/ztunnel.md §3.4). */
+export const STRICT_POLICY: Authorization = {
+  name: 'istio_converted_static_strict',
+  namespace: 'istio-system',
+  scope: 'WorkloadSelector',
+  action: 'Deny',
+  dryRun: false,
+  rules: [[[{ ...NO_MATCH, notPrincipals: [{ kind: 'presence' }] }]]],
+};
+
+/** An all-empty RbacMatch to spread fields into. */
+export const emptyMatch = NO_MATCH;
+
+export class MeshCluster {
+  readonly cluster: Cluster;
+  readonly configPath: string;
+  readonly caDir: string;
+  readonly trustDomain: string;
+  readonly #opts: MeshClusterOptions;
+  readonly #procs = new Map<number, NodeProcesses>();
+  readonly #workloads = new Map<string, Workload>();
+  readonly #services = new Map<string, Service>();
+  #policies: Authorization[] = [];
+  #generation = 0;
+  #writes: Promise<void> = Promise.resolve();
+
+  private constructor(cluster: Cluster, opts: MeshClusterOptions) {
+    this.cluster = cluster;
+    this.#opts = opts;
+    this.trustDomain = opts.trustDomain ?? 'cluster.local';
+    this.configPath = join(cluster.stateDir, 'mesh', 'local-config.yaml');
+    this.caDir = join(cluster.stateDir, 'mesh', 'ca');
+  }
+
+  static async start(opts: MeshClusterOptions): Promise<MeshCluster> {
+    const cluster = await createCluster({ name: opts.name, nodes: opts.nodes, ...(opts.hostLink ? { hostLink: true } : {}) });
+    const mesh = new MeshCluster(cluster, opts);
+    try {
+      await mkdir(dirname(mesh.configPath), { recursive: true });
+      // One root for every node's fake CA, or the ztunnels could not verify each other.
+      await CertificateAuthority.writeSelfSignedDirectory(mesh.caDir, { trustDomain: mesh.trustDomain });
+      await mesh.#writeConfig();
+      await Promise.all(cluster.nodes.map((n) => mesh.#startNode(n)));
+      return mesh;
+    } catch (err) {
+      await cluster.destroy();
+      throw err;
+    }
+  }
+
+  node(which: number | string): FakeNode {
+    return this.cluster.node(which);
+  }
+
+  /** Paths and env of a node's agent and ztunnel; the sockets live in the node's state dir (one filesystem, many nodes). */
+  nodeFiles(node: FakeNode): { eventSocket: string; ztunnelSocket: string } {
+    const dir = join(node.stateDir, 'mesh');
+    return { eventSocket: join(dir, 'pluginevent.sock'), ztunnelSocket: join(dir, 'ztunnel.sock') };
+  }
+
+  ztunnelProcess(node: FakeNode): NsProcess {
+    const p = this.#procs.get(node.index);
+    if (!p) throw new Error(`no ztunnel on ${node.name}`);
+    return p.ztunnel;
+  }
+
+  /**
+   * Creates a pod the way Kubernetes does: the pod object (here: its workload, with its service account) exists
+   * first, then the kubelet makes the sandbox through the CNI chain (mesh-cni last), then the pod IP is
+   * published. ztunnel needs the workload to pick the pod's identity, so this order matters.
+   */
+  async addPod(node: FakeNode, opts: MeshPodOptions): Promise<Pod> {
+    const key = `${opts.namespace}/${opts.name}`;
+    const inMesh = this.isAmbient(opts.namespace);
+    const app = opts.app ?? opts.name;
+    this.#workloads.set(key, {
+      uid: `Kubernetes//Pod/${opts.namespace}/${opts.name}`,
+      name: opts.name,
+      namespace: opts.namespace,
+      workloadIps: [],
+      hostname: '',
+      network: '',
+      protocol: inMesh ? 'HBONE' : 'TCP',
+      trustDomain: this.trustDomain,
+      serviceAccount: opts.serviceAccount ?? 'default',
+      waypoint: undefined,
+      networkGateway: undefined,
+      node: node.name,
+      canonicalName: app,
+      canonicalRevision: opts.version ?? 'latest',
+      workloadType: 'deployment',
+      workloadName: app,
+      nativeTunnel: false,
+      applicationTunnel: undefined,
+      services: {},
+      authorizationPolicies: [],
+      status: 'Healthy',
+      clusterId: 'Kubernetes',
+      locality: undefined,
+      networkMode: 'Standard',
+      capacity: 1,
+    });
+    await this.apply();
+    const { eventSocket } = this.nodeFiles(node);
+    let pod: Pod;
+    try {
+      pod = await this.cluster.createPod(node, {
+        namespace: opts.namespace,
+        name: opts.name,
+        ...(opts.serviceAccount ? { serviceAccount: opts.serviceAccount } : {}),
+        chainPlugins: [{ type: 'mesh-cni', path: PROGRAMS.plugin, config: { cni_event_address: eventSocket } }],
+      });
+    } catch (err) {
+      this.#workloads.delete(key);
+      await this.apply();
+      throw err;
+    }
+    const w = this.#workloads.get(key) as Workload;
+    this.#workloads.set(key, { ...w, workloadIps: [pod.ip] });
+    await this.apply();
+    if (inMesh) await this.waitForPodProxy(node, pod);
+    return pod;
+  }
+
+  isAmbient(namespace: string): boolean {
+    return this.#opts.ambientNamespaces.includes('*') || this.#opts.ambientNamespaces.includes(namespace);
+  }
+
+  workloadOf(pod: Pod): Workload {
+    const w = this.#workloads.get(`${pod.namespace}/${pod.name}`);
+    if (!w) throw new Error(`pod ${pod.namespace}/${pod.name} is not in the mesh state`);
+    return w;
+  }
+
+  /** A Service with a VIP whose endpoints are the given pods (the EndpointSlice). */
+  async addService(opts: MeshServiceOptions): Promise<Service> {
+    const hostname = `${opts.name}.${opts.namespace}.svc.cluster.local`;
+    const key = `${opts.namespace}/${hostname}`;
+    const svc: Service = {
+      name: opts.name,
+      namespace: opts.namespace,
+      hostname,
+      vips: [{ network: '', address: opts.vip }],
+      ports: opts.ports,
+      subjectAltNames: [],
+      waypoint: undefined,
+      loadBalancer: undefined,
+      ipFamilies: 'IPv4',
+      canonical: true,
+      visibility: 'Public',
+    };
+    this.#services.set(key, svc);
+    for (const pod of opts.endpoints) {
+      const w = this.workloadOf(pod);
+      this.#workloads.set(`${pod.namespace}/${pod.name}`, { ...w, services: { ...w.services, [key]: opts.ports } });
+    }
+    await this.apply();
+    return svc;
+  }
+
+  async setPolicies(policies: readonly Authorization[]): Promise<void> {
+    this.#policies = [...policies];
+    await this.apply();
+  }
+
+  /**
+   * PeerAuthentication STRICT for the namespaces given, as istiod delivers it to ztunnel: the static policy
+   * istio-system/istio_converted_static_strict (DENY when the peer has no principal), listed on each workload
+   * of those namespaces. An empty list turns it off.
+   */
+  async setStrict(namespaces: readonly string[]): Promise<void> {
+    const key = `${STRICT_POLICY.namespace}/${STRICT_POLICY.name}`;
+    for (const [podKey, w] of this.#workloads) {
+      const others = w.authorizationPolicies.filter((k) => k !== key);
+      const strict = w.protocol === 'HBONE' && namespaces.includes(w.namespace);
+      this.#workloads.set(podKey, { ...w, authorizationPolicies: strict ? [...others, key] : others });
+    }
+    this.#policies = [...this.#policies.filter((p) => `${p.namespace}/${p.name}` !== key), ...(namespaces.length > 0 ? [STRICT_POLICY] : [])];
+    await this.apply();
+  }
+
+  /** Writes the state and waits until every ztunnel serves it. */
+  async apply(): Promise<void> {
+    await this.#writeConfig();
+    await Promise.all(this.cluster.nodes.map((n) => this.#waitForState(n)));
+  }
+
+  async deletePod(pod: Pod): Promise<void> {
+    await this.cluster.deletePod(pod);
+    // Its workload record carries its service memberships, so the endpoints go with it.
+    this.#workloads.delete(`${pod.namespace}/${pod.name}`);
+    await this.apply();
+  }
+
+  /** Kills a node's ztunnel (SIGKILL: no drain) or stops it (SIGTERM), then starts a new one. */
+  async restartZtunnel(node: FakeNode, how: 'kill' | 'stop' = 'stop'): Promise<void> {
+    const p = this.#procs.get(node.index);
+    if (!p) throw new Error(`no ztunnel on ${node.name}`);
+    if (how === 'kill') {
+      p.ztunnel.signal('SIGKILL');
+      await p.ztunnel.exited;
+    } else {
+      await p.ztunnel.stop(10_000);
+    }
+    p.ztunnel = this.#spawnZtunnel(node);
+    await this.waitForReady(node);
+  }
+
+  admin(node: FakeNode, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
+    return adminGet({ host: '127.0.0.1', port: 15000, netns: node.netnsPath }, path, method);
+  }
+
+  async configDump(node: FakeNode): Promise<ConfigDumpView> {
+    const r = await this.admin(node, '/config_dump');
+    if (r.status !== 200) throw new Error(`config_dump on ${node.name}: ${r.status}`);
+    return JSON.parse(r.body) as ConfigDumpView;
+  }
+
+  async metrics(node: FakeNode): Promise<string> {
+    return (await adminGet({ host: '127.0.0.1', port: 15020, netns: node.netnsPath }, '/metrics')).body;
+  }
+
+  async readiness(node: FakeNode): Promise<{ status: number; body: string }> {
+    return adminGet({ host: '127.0.0.1', port: 15021, netns: node.netnsPath }, '/healthz/ready').catch((err: unknown) => ({
+      status: 0,
+      body: err instanceof Error ? err.message : String(err),
+    }));
+  }
+
+  async waitForReady(node: FakeNode): Promise<void> {
+    const p = this.#procs.get(node.index);
+    await this.#poll(`ztunnel on ${node.name} ready`, async () => {
+      if (p && !p.ztunnel.running) throw p.ztunnel.exitedError(`ztunnel on ${node.name}`);
+      return (await this.readiness(node)).status === 200;
+    });
+  }
+
+  /** Until the ztunnel on `node` runs this pod's proxy (state Up). */
+  async waitForPodProxy(node: FakeNode, pod: Pod): Promise<void> {
+    await this.#poll(`pod ${pod.key} proxied by ztunnel on ${node.name}`, async () => {
+      const dump = await this.configDump(node);
+      return dump.workloadState[pod.uid]?.state === 'Up';
+    });
+  }
+
+  async destroy(): Promise<void> {
+    for (const p of this.#procs.values()) {
+      await Promise.all([p.ztunnel.stop(3_000).catch(() => undefined), p.agent.stop(3_000).catch(() => undefined)]);
+    }
+    await this.cluster.destroy();
+  }
+
+  async #startNode(node: FakeNode): Promise<void> {
+    const dir = join(node.stateDir, 'mesh');
+    await mkdir(dir, { recursive: true });
+    const { eventSocket, ztunnelSocket } = this.nodeFiles(node);
+    const agent = node.spawn(process.execPath, [PROGRAMS.agent], {
+      env: {
+        CNI_EVENT_ADDRESS: eventSocket,
+        ZTUNNEL_UDS_ADDRESS: ztunnelSocket,
+        AMBIENT_NAMESPACES: this.#opts.ambientNamespaces.join(','),
+        LOG_LEVEL: this.#opts.logLevel ?? 'warn',
+      },
+    });
+    this.#procs.set(node.index, { agent, ztunnel: undefined as unknown as NsProcess, dir });
+    await this.#poll(`node agent on ${node.name} listening`, async () => {
+      if (!agent.running) throw agent.exitedError(`mesh-cni-agent on ${node.name}`);
+      return (await node.exec('test', ['-S', eventSocket])).code === 0;
+    });
+    const entry = this.#procs.get(node.index) as NodeProcesses;
+    entry.ztunnel = this.#spawnZtunnel(node);
+    await this.waitForReady(node);
+  }
+
+  #spawnZtunnel(node: FakeNode): NsProcess {
+    return node.spawn(process.execPath, [PROGRAMS.ztunnel], {
+      env: {
+        LOCAL_XDS_PATH: this.configPath,
+        XDS_ADDRESS: '',
+        FAKE_CA: 'true',
+        FAKE_CA_DIR: this.caDir,
+        TRUST_DOMAIN: this.trustDomain,
+        NODE_NAME: node.name,
+        INSTANCE_IP: node.ip,
+        POD_NAME: `ztunnel-${node.name}`,
+        POD_NAMESPACE: 'istio-system',
+        INPOD_UDS: this.nodeFiles(node).ztunnelSocket,
+        LOG_LEVEL: this.#opts.logLevel ?? 'warn',
+        ...(this.#opts.ztunnelEnv ?? {}),
+      },
+    });
+  }
+
+  /**
+   * Writes the current state. Writes are serialized and each one serializes the state as it is when its turn
+   * comes, so concurrent callers (pods added in parallel) can never leave an older snapshot on disk.
+   */
+  #writeConfig(): Promise<void> {
+    this.#writes = this.#writes.then(async () => {
+      this.#generation++;
+      const yaml = toLocalConfigYaml({
+        workloads: [...this.#workloads.values()],
+        services: [...this.#services.values()],
+        policies: this.#policies,
+      });
+      // Write then rename, so a ztunnel reloading mid-write never reads half a file.
+      const tmp = `${this.configPath}.${this.#generation}.tmp`;
+      await writeFile(tmp, yaml);
+      await rename(tmp, this.configPath);
+    });
+    return this.#writes;
+  }
+
+  async #waitForState(node: FakeNode): Promise<void> {
+    let differs = '';
+    await this.#poll(`ztunnel on ${node.name} applied the local config`, async () => {
+      // The state as it is now: concurrent callers all wait for the newest write, not the one they started.
+      const want = {
+        workloads: [...this.#workloads.values()].map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
+        services: [...this.#services.keys()].sort().join('|'),
+        policies: this.#policies.map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`).sort().join('|'),
+      };
+      const d = await this.configDump(node);
+      const got = {
+        workloads: d.workloads.map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
+        services: d.services.map((s) => `${s.namespace}/${s.hostname}`).sort().join('|'),
+        policies: d.policies.map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`).sort().join('|'),
+      };
+      differs = (['workloads', 'services', 'policies'] as const)
+        .filter((k) => got[k] !== want[k])
+        .map((k) => `${k}: has [${got[k]}], want [${want[k]}]`)
+        .join('; ');
+      return differs === '';
+    }, () => differs);
+  }
+
+  async #poll(what: string, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let lastError: unknown;
+    for (;;) {
+      try {
+        if (await check()) return;
+      } catch (err) {
+        lastError = err;
+        if (err instanceof Error && /exited/.test(err.message)) throw err;
+      }
+      if (Date.now() > deadline) {
+        const extra = detail?.() || (lastError instanceof Error ? `last error: ${lastError.message}` : '');
+        throw new Error(`timed out waiting for ${what}${extra ? ` (${extra})` : ''}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** The parts of ztunnel's /config_dump the mesh layer and tests read. */
+export interface ConfigDumpView {
+  readonly workloads: readonly Workload[];
+  readonly services: readonly Service[];
+  readonly policies: readonly Authorization[];
+  readonly certificates: readonly { identity: string; state: string }[];
+  readonly workloadState: Readonly<Record<string, { state: string; connections: { inbound: unknown[]; outbound: unknown[] } }>>;
+}
