@@ -143,21 +143,10 @@ export class HboneServer {
    */
   async close(graceMs = 0): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // GOAWAY: clients open no new streams here; a session ends by itself once its streams are done.
     for (const s of this.#sessions) if (!s.closed) s.close();
-    if (graceMs > 0 && this.#sessions.size > 0) {
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, graceMs);
-        const check = setInterval(() => {
-          if (this.#sessions.size === 0) {
-            clearTimeout(t);
-            clearInterval(check);
-            resolve();
-          }
-        }, 20);
-        t.unref?.();
-        setTimeout(() => clearInterval(check), graceMs).unref?.();
-      });
-    }
+    const deadline = Date.now() + graceMs;
+    while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const s of this.#sessions) s.destroy();
     await closed;
   }

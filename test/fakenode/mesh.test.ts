@@ -61,7 +61,13 @@ function counter(metricsText: string, name: string, labels: Record<string, strin
 
 before(async () => {
   if (process.getuid?.() !== 0) throw new Error('the fake-node tier creates network namespaces and must run as root');
-  mesh = await MeshCluster.start({ name: `mesh${process.pid % 10000}`, nodes: 2, ambientNamespaces: ['default', 'other'] });
+  mesh = await MeshCluster.start({
+    name: `mesh${process.pid % 10000}`,
+    nodes: 2,
+    ambientNamespaces: ['default', 'other'],
+    // A short drain so the SIGTERM scenario does not wait Istio's default 5 s.
+    ztunnelEnv: { CONNECTION_TERMINATION_DEADLINE: '2s' },
+  });
   node1 = mesh.node(1);
   node2 = mesh.node(2);
   [server, server2, client, clientB, outsider, external] = await Promise.all([
@@ -208,6 +214,27 @@ describe('outside the mesh', () => {
 });
 
 describe('lifecycle', () => {
+  test('SIGTERM drains: live connections keep flowing until the deadline, then close, and ztunnel exits 0', async () => {
+    const script = `const s=require('net').connect(${ECHO_PORT},'${server.ip}');let n=0;s.on('connect',()=>{console.log('connected');setInterval(()=>s.write('x'),100)});s.on('data',()=>{if(++n%5===0)console.log('echo',n)});s.on('error',e=>console.log('error',e.code));s.on('close',()=>{console.log('closed');process.exit(0)})`;
+    const proc = client.spawn(process.execPath, ['-e', script]);
+    await proc.waitForOutput(/echo 5/, { timeoutMs: 5000 });
+    const ztunnel = mesh.ztunnelProcess(node1);
+    const t0 = Date.now();
+    ztunnel.signal('SIGTERM');
+    // Still echoing during the drain...
+    const countNow = (): number => Number(/echo (\d+)\n(?![\s\S]*echo)/.exec(proc.stdout)?.[1] ?? 0);
+    const atSignal = countNow();
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(countNow() > atSignal, 'the live connection keeps working while ztunnel drains');
+    // ...closed at the deadline, not before.
+    await proc.waitForOutput(/closed/, { timeoutMs: 6000 });
+    const closedAfter = Date.now() - t0;
+    assert.ok(closedAfter >= 1500, `closed after ${closedAfter} ms, before the 2 s deadline`);
+    assert.equal((await ztunnel.exited).code, 0);
+    await mesh.restartZtunnel(node1);
+    await mesh.waitForPodProxy(node1, client);
+  });
+
   test('ztunnel restart: pods are re-adopted from the agent snapshot and new connections work', async () => {
     await mesh.restartZtunnel(node2, 'kill');
     await mesh.waitForPodProxy(node2, server);

@@ -23,6 +23,7 @@ import { dialUpstream } from '../../lib/hbone/upstream.js';
 import { formatSpiffeId, makeIdentity, type Identity } from '../../lib/identity/spiffe.js';
 import { createTcpListenerFd, dialFrom, getOriginalDst } from '../../lib/native/index.js';
 import type { ResponseFlag, TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
+import { ILLEGAL_PORTS, INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_PORT } from '../config/ports.js';
 import type { ZtunnelSettings } from '../config/settings.js';
 import type { PodDump, PodInfo } from '../dataplane/protocol.js';
 import type { WorkerCertificates } from '../dataplane/worker-certificates.js';
@@ -34,10 +35,6 @@ import { ConnectionTracker } from './connections.js';
 import { copyBidirectional } from './copy.js';
 import { identityOf, resolveInbound, routeOutbound } from './route.js';
 
-export const OUTBOUND_PORT = 15001;
-export const INBOUND_PLAINTEXT_PORT = 15006;
-export const INBOUND_HBONE_PORT = 15008;
-const ZTUNNEL_PORTS = new Set([OUTBOUND_PORT, INBOUND_PLAINTEXT_PORT, INBOUND_HBONE_PORT]);
 /** How long a new pod waits for its workload to appear in the state before using the node agent's info (ztunnel: 5 s). */
 const LOCAL_WORKLOAD_WAIT_MS = 5_000;
 
@@ -443,7 +440,7 @@ export class PodProxy {
       mtls: false,
       startedAt: Date.now(),
     };
-    if (ZTUNNEL_PORTS.has(dst.port)) {
+    if (ILLEGAL_PORTS.has(dst.port)) {
       this.#fail(rec, 'CONNECT', `SELF_CALL: port ${dst.port} is ztunnel's own`);
       client.destroy();
       return;
