@@ -13,7 +13,7 @@ import { CertificateAuthority } from '../lib/identity/ca.js';
 import { type Cluster, type FakeNode, type NsProcess, type Pod, createCluster } from '../lib/fakenode/index.js';
 import { adminGet } from '../meshctl/admin-client.js';
 import { toLocalConfigYaml } from '../ztunnel/config/local-config.js';
-import type { Authorization, PortMap, Service, Workload } from '../ztunnel/state/model.js';
+import { EMPTY_RBAC_MATCH, workloadWithDefaults, type Authorization, type PortMap, type Service, type Workload } from '../ztunnel/state/model.js';
 
 const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const PROGRAMS = {
@@ -60,10 +60,6 @@ interface NodeProcesses {
 
 const READY_TIMEOUT_MS = 20_000;
 
-const NO_MATCH = {
-  namespaces: [], notNamespaces: [], serviceAccounts: [], notServiceAccounts: [], principals: [], notPrincipals: [],
-  sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [],
-} as const;
 
 /** What istiod sends for PeerAuthentication STRICT (reference/ztunnel.md §3.4). */
 export const STRICT_POLICY: Authorization = {
@@ -72,11 +68,9 @@ export const STRICT_POLICY: Authorization = {
   scope: 'WorkloadSelector',
   action: 'Deny',
   dryRun: false,
-  rules: [[[{ ...NO_MATCH, notPrincipals: [{ kind: 'presence' }] }]]],
+  rules: [[[{ ...EMPTY_RBAC_MATCH, notPrincipals: [{ kind: 'presence' }] }]]],
 };
 
-/** An all-empty RbacMatch to spread fields into. */
-export const emptyMatch = NO_MATCH;
 
 export class MeshCluster {
   readonly cluster: Cluster;
@@ -140,33 +134,20 @@ export class MeshCluster {
     const key = `${opts.namespace}/${opts.name}`;
     const inMesh = this.isAmbient(opts.namespace);
     const app = opts.app ?? opts.name;
-    this.#workloads.set(key, {
-      uid: `Kubernetes//Pod/${opts.namespace}/${opts.name}`,
-      name: opts.name,
-      namespace: opts.namespace,
-      workloadIps: [],
-      hostname: '',
-      network: '',
-      protocol: inMesh ? 'HBONE' : 'TCP',
-      trustDomain: this.trustDomain,
-      serviceAccount: opts.serviceAccount ?? 'default',
-      waypoint: undefined,
-      networkGateway: undefined,
-      node: node.name,
-      canonicalName: app,
-      canonicalRevision: opts.version ?? 'latest',
-      workloadType: 'deployment',
-      workloadName: app,
-      nativeTunnel: false,
-      applicationTunnel: undefined,
-      services: {},
-      authorizationPolicies: [],
-      status: 'Healthy',
-      clusterId: 'Kubernetes',
-      locality: undefined,
-      networkMode: 'Standard',
-      capacity: 1,
-    });
+    this.#workloads.set(
+      key,
+      workloadWithDefaults({
+        name: opts.name,
+        namespace: opts.namespace,
+        protocol: inMesh ? 'HBONE' : 'TCP',
+        trustDomain: this.trustDomain,
+        serviceAccount: opts.serviceAccount ?? 'default',
+        node: node.name,
+        canonicalName: app,
+        canonicalRevision: opts.version ?? 'latest',
+        workloadName: app,
+      }),
+    );
     await this.apply();
     const { eventSocket } = this.nodeFiles(node);
     let pod: Pod;

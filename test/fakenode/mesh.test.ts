@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { curl, startEchoServer, startNginx, tcpRequest, type CurlResult, type FakeNode, type Pod } from '../../lib/fakenode/index.js';
-import { MeshCluster, emptyMatch } from '../../localmesh/mesh-cluster.js';
-import type { Authorization, RbacMatch } from '../../ztunnel/state/model.js';
+import { MeshCluster } from '../../localmesh/mesh-cluster.js';
+import { EMPTY_RBAC_MATCH, type Authorization, type RbacMatch } from '../../ztunnel/state/model.js';
 
 const run = promisify(execFile);
 const VIP = '10.96.0.10';
@@ -30,7 +30,7 @@ let server2: Pod;
 let external: Pod;
 
 function policy(name: string, action: 'Allow' | 'Deny', match: Partial<RbacMatch>, namespace = 'default'): Authorization {
-  return { name, namespace, scope: 'Namespace', action, dryRun: false, rules: [[[{ ...emptyMatch, ...match }]]] };
+  return { name, namespace, scope: 'Namespace', action, dryRun: false, rules: [[[{ ...EMPTY_RBAC_MATCH, ...match }]]] };
 }
 
 async function get(from: Pod, url: string): Promise<CurlResult> {

@@ -1,35 +1,8 @@
 /** Builders of ztunnel domain records for tests: every field defaulted as the edges default it. */
-import type { Authorization, RbacMatch, Service, Workload } from '../../ztunnel/state/model.js';
+import { EMPTY_RBAC_MATCH, workloadWithDefaults, type Authorization, type RbacMatch, type Service, type Workload } from '../../ztunnel/state/model.js';
 
 export function workload(over: Partial<Workload> & { readonly name: string }): Workload {
-  const namespace = over.namespace ?? 'default';
-  return {
-    uid: `Kubernetes//Pod/${namespace}/${over.name}`,
-    namespace,
-    workloadIps: [],
-    hostname: '',
-    network: '',
-    protocol: 'HBONE',
-    trustDomain: 'cluster.local',
-    serviceAccount: 'default',
-    waypoint: undefined,
-    networkGateway: undefined,
-    node: 'node-1',
-    canonicalName: over.name,
-    canonicalRevision: 'latest',
-    workloadType: 'pod',
-    workloadName: over.name,
-    nativeTunnel: false,
-    applicationTunnel: undefined,
-    services: {},
-    authorizationPolicies: [],
-    status: 'Healthy',
-    clusterId: 'Kubernetes',
-    locality: undefined,
-    networkMode: 'Standard',
-    capacity: 1,
-    ...over,
-  };
+  return workloadWithDefaults({ namespace: 'default', node: 'node-1', workloadType: 'pod', ...over });
 }
 
 export function service(over: Partial<Service> & { readonly name: string }): Service {
@@ -50,21 +23,7 @@ export function service(over: Partial<Service> & { readonly name: string }): Ser
 }
 
 export function match(over: Partial<RbacMatch>): RbacMatch {
-  return {
-    namespaces: [],
-    notNamespaces: [],
-    serviceAccounts: [],
-    notServiceAccounts: [],
-    principals: [],
-    notPrincipals: [],
-    sourceIps: [],
-    notSourceIps: [],
-    destinationIps: [],
-    notDestinationIps: [],
-    destinationPorts: [],
-    notDestinationPorts: [],
-    ...over,
-  };
+  return { ...EMPTY_RBAC_MATCH, ...over };
 }
 
 export function policy(over: Partial<Authorization> & { readonly name: string }): Authorization {

@@ -28,7 +28,7 @@ import type { ZtunnelSettings } from '../config/settings.js';
 import type { PodDump, PodInfo } from '../dataplane/protocol.js';
 import type { WorkerCertificates } from '../dataplane/worker-certificates.js';
 import { authorize, type ConnectionAttributes } from '../policy/rbac.js';
-import type { Workload } from '../state/model.js';
+import { workloadWithDefaults, type Workload } from '../state/model.js';
 import type { WorkloadStore } from '../state/store.js';
 import { type ConnectionRecord, logConnection, trafficLabels } from '../telemetry/connection.js';
 import { ConnectionTracker } from './connections.js';
@@ -48,6 +48,20 @@ export interface ProxyContext {
 
 function addr(ip: string | undefined, port: number | undefined): string {
   return formatAuthority(ip ?? '', port ?? 0);
+}
+
+/** The `baggage` header describing a workload (ztunnel src/baggage.rs). */
+function baggageOf(w: Workload): string {
+  return buildBaggage({
+    clusterId: w.clusterId,
+    namespace: w.namespace,
+    workloadType: w.workloadType,
+    workloadName: w.workloadName || w.name,
+    canonicalName: w.canonicalName,
+    canonicalRevision: w.canonicalRevision,
+    region: w.locality?.region,
+    zone: w.locality?.zone,
+  });
 }
 
 function flagFor(err: unknown): ResponseFlag {
@@ -202,13 +216,11 @@ export class PodProxy {
     const found = ip ? this.#ctx.store.workloadByIp(this.#ctx.settings.network, ip) : undefined;
     if (found) return found;
     const { settings } = this.#ctx;
-    return {
-      uid: this.#pod.uid, name: this.#pod.name, namespace: this.#pod.namespace, workloadIps: ip ? [ip] : [], hostname: '',
-      network: settings.network, protocol: 'HBONE', trustDomain: settings.trustDomain, serviceAccount: this.identity.serviceAccount,
-      waypoint: undefined, networkGateway: undefined, node: settings.nodeName, canonicalName: this.#pod.name, canonicalRevision: 'latest',
-      workloadType: 'pod', workloadName: this.#pod.name, nativeTunnel: false, applicationTunnel: undefined, services: {},
-      authorizationPolicies: [], status: 'Healthy', clusterId: settings.clusterId, locality: undefined, networkMode: 'Standard', capacity: 1,
-    };
+    return workloadWithDefaults({
+      uid: this.#pod.uid, name: this.#pod.name, namespace: this.#pod.namespace, workloadIps: ip ? [ip] : [],
+      network: settings.network, trustDomain: settings.trustDomain, serviceAccount: this.identity.serviceAccount,
+      node: settings.nodeName, workloadType: 'pod', clusterId: settings.clusterId,
+    });
   }
 
   /** A socket to the app inside the pod, from the client's IP when possible (the app sees the real caller). */
@@ -291,7 +303,7 @@ export class PodProxy {
           authority: route.authority,
           certificate,
           sourceIp: client.remoteAddress,
-          baggage: buildBaggage({ clusterId: source.clusterId, namespace: source.namespace, workloadType: source.workloadType, workloadName: source.workloadName || source.name, canonicalName: source.canonicalName, canonicalRevision: source.canonicalRevision }),
+          baggage: baggageOf(source),
           forwarded: buildForwarded(client.remoteAddress ?? '', client.remotePort ?? 0, route.service?.hostname),
         }));
       } catch (err) {
@@ -406,7 +418,7 @@ export class PodProxy {
       status: 200,
       upstream,
       responseHeaders: {
-        baggage: buildBaggage({ clusterId: local.clusterId, namespace: local.namespace, workloadType: local.workloadType, workloadName: local.workloadName || local.name, canonicalName: local.canonicalName, canonicalRevision: local.canonicalRevision }),
+        baggage: baggageOf(local),
       },
       onClosed: (r) => {
         remove();

@@ -183,3 +183,42 @@ export interface StateDelta {
   readonly removedServices?: readonly string[];
   readonly removedPolicies?: readonly string[];
 }
+
+/** An RbacMatch with every field empty, to spread the populated ones into. */
+export const EMPTY_RBAC_MATCH: RbacMatch = Object.freeze({
+  namespaces: [], notNamespaces: [], serviceAccounts: [], notServiceAccounts: [], principals: [], notPrincipals: [],
+  sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [],
+});
+
+/**
+ * A workload with every field at the default the edges apply (WDS and the local config: HBONE, trust domain
+ * cluster.local, service account "default", capacity 1, healthy, ...); the given fields win.
+ */
+export function workloadWithDefaults(over: Partial<Workload> & Pick<Workload, 'name' | 'namespace'>): Workload {
+  return {
+    uid: `${DEFAULT_CLUSTER_ID}//Pod/${over.namespace}/${over.name}`,
+    workloadIps: [],
+    hostname: '',
+    network: '',
+    protocol: 'HBONE',
+    trustDomain: 'cluster.local',
+    serviceAccount: DEFAULT_SERVICE_ACCOUNT,
+    waypoint: undefined,
+    networkGateway: undefined,
+    node: '',
+    canonicalName: over.name,
+    canonicalRevision: 'latest',
+    workloadType: 'deployment',
+    workloadName: over.name,
+    nativeTunnel: false,
+    applicationTunnel: undefined,
+    services: {},
+    authorizationPolicies: [],
+    status: 'Healthy',
+    clusterId: DEFAULT_CLUSTER_ID,
+    locality: undefined,
+    networkMode: 'Standard',
+    capacity: 1,
+    ...over,
+  };
+}
