@@ -6,8 +6,10 @@
  *   POST /cmdadd   body CniPodEvent (command "ADD")   200 CniEventReply | 4xx/5xx CniEventError
  *   POST /cmddel   body CniPodEvent (command "DEL")   200 CniEventReply | 4xx/5xx CniEventError
  *
- * /cmddel is this project's addition: Istio's agent learns pod deletions from its Kubernetes informer; until
- * the watch arrives (issue #4) the plugin's DEL is the only signal. Content-Type application/json, UTF-8.
+ * /cmddel is this project's addition: Istio's agent learns pod deletions from its Kubernetes informer. With the
+ * static enrollment source (no API server) the plugin's DEL is the only signal; with the Kubernetes source a
+ * deleted pod object takes the pod out of the mesh, and the DEL is still what makes the agent forget it.
+ * Content-Type application/json, UTF-8.
  *
  * This module has no imports: the plugin runs once per pod and must start fast.
  */

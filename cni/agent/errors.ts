@@ -10,6 +10,13 @@ export const CniAgentErrorCode = {
   NETNS_UNAVAILABLE: 'CNI_AGENT_NETNS_UNAVAILABLE',
   /** Installing the redirection in the pod failed (HTTP 500); the cause says which command. */
   RULES_FAILED: 'CNI_AGENT_RULES_FAILED',
+  /**
+   * The enrollment source could not decide about a pod (HTTP 500): the API server is unreachable or refused the
+   * lookup. The plugin fails the ADD and the runtime retries it, as with Istio's agent.
+   */
+  ENROLLMENT_UNAVAILABLE: 'CNI_AGENT_ENROLLMENT_UNAVAILABLE',
+  /** The Kubernetes enrollment source did not finish its first list of namespaces and pods in time (startup). */
+  KUBE_SYNC_TIMEOUT: 'CNI_AGENT_KUBE_SYNC_TIMEOUT',
   /** A configuration value in the environment is invalid (startup). */
   BAD_CONFIG: 'CNI_AGENT_BAD_CONFIG',
   /** The agent is stopping (HTTP 503). */

@@ -7,13 +7,23 @@
  */
 import { describeError } from '../../lib/errors.js';
 import { componentLogger } from '../../lib/telemetry/logger.js';
-import { NodeAgent } from './agent.js';
-import { loadAgentConfig } from './config.js';
+import { NodeAgent, type NodeAgentOptions } from './agent.js';
+import { loadAgentConfig, type AgentConfig } from './config.js';
+import { StaticEnrollment } from './enrollment.js';
 
 const log = componentLogger('cni-agent');
 
+/** The enrollment source ENROLLMENT selects (config.ts); the pod annotator comes with the Kubernetes one only. */
+async function enrollmentFor(config: AgentConfig): Promise<Pick<NodeAgentOptions, 'enrollment' | 'annotator'>> {
+  if (config.enrollment === 'static') return { enrollment: new StaticEnrollment(config) };
+  // Loaded only here: the Kubernetes client is large and the static agent (fake nodes, local mesh) never needs it.
+  const { kubernetesEnrollmentFromConfig } = await import('./kube-enrollment.js');
+  return kubernetesEnrollmentFromConfig(config, log.child({ enrollment: 'kubernetes' }));
+}
+
 async function main(): Promise<void> {
-  const agent = await NodeAgent.start({ config: loadAgentConfig(), logger: log });
+  const config = loadAgentConfig();
+  const agent = await NodeAgent.start({ config, logger: log, ...(await enrollmentFor(config)) });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;

@@ -1,5 +1,7 @@
 /**
  * The agent's pods: uid → namespace, name, IPs, netns path and the open netns descriptor handed to ztunnel.
+ * Pods that are not in the mesh are kept too (`enrolled: false`, never a descriptor), so that when the enrollment
+ * source changes its mind the agent still knows where their namespace is; they are never part of a ZDS snapshot.
  *
  * Descriptor ownership: the cache owns every `netnsFd` it holds. set() with a different descriptor for the same
  * uid closes the old one; delete() and closeAll() close them. ZDS sends a descriptor with SCM_RIGHTS, which gives
@@ -8,8 +10,9 @@
  * Persistence: the pods (without descriptors) are written to a small JSON state file after every change
  * (write to a temp file, then rename, so a crash never leaves half a file). A restarted agent loads it and
  * reopens each namespace by path, accepting it only when its inode is the one recorded: a path reused by a new
- * sandbox is a different namespace. A pod whose namespace is gone stays known without a descriptor and is sent
- * to ztunnel as KeepWorkload in the next snapshot (istio cni/pkg/nodeagent/ztunnelserver.go sendSnapshot).
+ * sandbox is a different namespace. An enrolled pod whose namespace is gone stays known without a descriptor and
+ * is sent to ztunnel as KeepWorkload in the next snapshot (istio cni/pkg/nodeagent/ztunnelserver.go sendSnapshot).
+ * Not-enrolled pods are not reopened (the agent opens their namespace if and when they are enrolled).
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -25,8 +28,10 @@ export interface PodEntry {
   ips: string[];
   containerId: string;
   netnsPath: string;
-  /** Inode of the namespace when enrolled; checked when reopening by path. */
+  /** Inode of the namespace (0 = unknown); checked when reopening by path. */
   netnsInode: number;
+  /** In the mesh (rules applied, handed to ztunnel). False: known only, in case its enrollment changes. */
+  enrolled: boolean;
   /** Open O_RDONLY|O_CLOEXEC descriptor, or undefined when the namespace could not be reopened. Not persisted. */
   netnsFd: number | undefined;
   /** Not persisted: whether the newest ztunnel has acknowledged the Add (false = pending, to be retried). */
@@ -64,6 +69,11 @@ export class PodCache {
 
   uids(): string[] {
     return [...this.#pods.keys()];
+  }
+
+  /** The pods in the mesh (what ztunnel is told about). */
+  enrolledUids(): string[] {
+    return this.all().filter((p) => p.enrolled).map((p) => p.uid);
   }
 
   all(): PodEntry[] {
@@ -135,7 +145,9 @@ export class PodCache {
         containerId: String(p.containerId ?? ''),
         netnsPath: p.netnsPath,
         netnsInode: Number(p.netnsInode ?? 0),
-        netnsFd: reopen(p.netnsPath, Number(p.netnsInode ?? 0), this.#log),
+        // Absent in state files written before not-enrolled pods were kept: those held enrolled pods only.
+        enrolled: p.enrolled !== false,
+        netnsFd: p.enrolled === false ? undefined : reopen(p.netnsPath, Number(p.netnsInode ?? 0), this.#log),
         acked: false,
       };
       this.#pods.set(entry.uid, entry);

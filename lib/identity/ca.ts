@@ -66,7 +66,7 @@ export class CertificateAuthority {
 
   /** A new self-signed root (istiod's default when no CA is plugged in): O=<trust domain>, 10 years. */
   static async createSelfSigned(opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number }): Promise<CertificateAuthority> {
-    const { ca } = await CertificateAuthority.#selfSigned(opts);
+    const { ca } = await CertificateAuthority.createSelfSignedWithPem(opts);
     return ca;
   }
 
@@ -76,7 +76,7 @@ export class CertificateAuthority {
    * ztunnels with FAKE_CA_DIR, or a controller started with a given CA.
    */
   static async writeSelfSignedDirectory(dir: string, opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number }): Promise<CertificateAuthority> {
-    const { ca, rootPem, keyPem } = await CertificateAuthority.#selfSigned(opts);
+    const { ca, rootPem, keyPem } = await CertificateAuthority.createSelfSignedWithPem(opts);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'ca-key.pem'), keyPem, { mode: 0o600 });
     await writeFile(join(dir, 'ca-cert.pem'), rootPem);
@@ -85,7 +85,8 @@ export class CertificateAuthority {
     return ca;
   }
 
-  static async #selfSigned(
+  /** A new self-signed root, with its certificate and PKCS#8 key as PEM so that they can be stored (a Secret, files). */
+  static async createSelfSignedWithPem(
     opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number },
   ): Promise<{ ca: CertificateAuthority; rootPem: string; keyPem: string }> {
     const { keys, privateKeyPem } = await generateKeyPair();

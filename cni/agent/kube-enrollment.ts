@@ -1,0 +1,358 @@
+/**
+ * Enrollment from the Kubernetes API (Istio's istio-cni node agent informers, cni/pkg/nodeagent/informers.go):
+ * one informer on Namespaces and one on the Pods scheduled on this node (field selector spec.nodeName), and
+ * Istio's rule (enrollment.ts podRedirectionEnabled) over them.
+ *
+ *   decide()   from the informer caches. At CNI ADD the pod (or a brand-new namespace) is often not in the cache
+ *              yet — the runtime sets up the sandbox as soon as the pod is bound — so a cache miss, or a cached
+ *              object of an older pod with the same name (other uid), falls back to a direct GET. A pod the API
+ *              server does not have (404), or that now has another uid, is not enrolled. Other API errors
+ *              reject: the agent then fails the ADD and the runtime retries, as Istio does.
+ *   changes    reported when what the rule reads changes: a namespace's istio.io/dataplane-mode label
+ *              ({namespace}); a pod's uid, dataplane-mode and app labels, sidecar-status annotation, hostNetwork
+ *              or service account, or the pod being added or deleted ({pod}). Comparing only these (rather than
+ *              all labels and annotations) keeps the agent's own ambient.istio.io/redirection writes from
+ *              echoing back as changes. Nothing is reported until an informer has finished its first list; the
+ *              agent re-checks all its pods after start() anyway.
+ *   errors     the client's ListWatch stops on an error (a failed list, a watch that could not connect); it is
+ *              restarted here with backoff (1 s doubling to 30 s), relisting when the server says the resource
+ *              version is too old (410).
+ *
+ * KubernetesEnrollment takes a KubeConfig, so tests can point it at any API server; kubeConfigFromEnv() is how
+ * the agent gets one (KUBECONFIG, else the in-cluster service account).
+ *
+ * The annotator writes ambient.istio.io/redirection like Istio (cni/pkg/util/podutil.go): a JSON merge patch on
+ * the pods/status subresource, which may change metadata and needs less privilege than patching pods. RBAC
+ * Forbidden is logged once and otherwise ignored (the annotation is informational); 404 (pod gone) is ignored.
+ */
+import {
+  CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type KubernetesListObject,
+  type KubernetesObject, type V1Namespace, type V1Pod,
+} from '@kubernetes/client-node';
+import { describeError } from '../../lib/errors.js';
+import { componentLogger, type Logger } from '../../lib/telemetry/logger.js';
+import type { AgentConfig } from './config.js';
+import {
+  DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION, SIDECAR_STATUS_ANNOTATION, podRedirectionEnabled,
+  type EnrollmentDecision, type EnrollmentListener, type EnrollmentPodRef, type EnrollmentRuleOptions,
+  type EnrollmentSource, type RedirectionAnnotator, type RedirectionState,
+} from './enrollment.js';
+import { CniAgentError, CniAgentErrorCode } from './errors.js';
+
+export interface KubernetesEnrollmentOptions extends EnrollmentRuleOptions {
+  kubeConfig: KubeConfig;
+  /** Only pods with this spec.nodeName are watched. */
+  nodeName: string;
+  logger?: Logger;
+  /** How long start() waits for the first list of namespaces and pods; default 60 s, then it rejects. */
+  syncTimeoutMs?: number;
+  /** Informer restart backoff after an error; default 1 s doubling to 30 s. */
+  retryInitialMs?: number;
+  retryMaxMs?: number;
+}
+
+/** The HTTP status of a client error (ApiException.code; the watch's Error.statusCode), if any. */
+export function httpStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; statusCode?: unknown };
+  if (typeof e.code === 'number') return e.code;
+  if (typeof e.statusCode === 'number') return e.statusCode;
+  return undefined;
+}
+
+/** One ListWatch that restarts itself after errors and knows whether it has completed a list. */
+class Informer<T extends KubernetesObject> {
+  readonly cache: ListWatch<T>;
+  readonly #what: string;
+  readonly #log: Logger;
+  readonly #retryInitial: number;
+  readonly #retryMax: number;
+  #delay: number;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #loggedFailure = false;
+  #stopped = false;
+  #synced = false;
+  readonly #firstSync: Promise<void>;
+  #resolveFirstSync: () => void = () => undefined;
+
+  constructor(kc: KubeConfig, what: string, path: string, list: () => Promise<KubernetesListObject<T>>,
+    fieldSelector: string | undefined, log: Logger, retry: { initialMs: number; maxMs: number }) {
+    this.#what = what;
+    this.#log = log;
+    this.#retryInitial = retry.initialMs;
+    this.#retryMax = retry.maxMs;
+    this.#delay = retry.initialMs;
+    this.cache = new ListWatch<T>(path, new Watch(kc), list, false, undefined, fieldSelector);
+    this.cache.on('error', (err: unknown) => this.#failed(err));
+    this.#firstSync = new Promise<void>((resolve) => {
+      this.#resolveFirstSync = resolve;
+    });
+  }
+
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves at the first complete list (retrying errors meanwhile); never rejects. */
+  start(): Promise<void> {
+    void this.#attempt();
+    return this.#firstSync;
+  }
+
+  async #attempt(): Promise<void> {
+    if (this.#stopped) return;
+    const failuresBefore = this.#failures;
+    try {
+      // Resolves once listed and the watch is connected; list or watch errors arrive through 'error' first.
+      await this.cache.start();
+    } catch (err) {
+      this.#failed(err);
+      return;
+    }
+    if (this.#stopped) {
+      // ListWatch checks "stopped" only before it lists: a stop() during the list would leave a watch running.
+      await this.cache.stop();
+      return;
+    }
+    if (this.#failures !== failuresBefore) return;
+    if (this.#loggedFailure) this.#log.info({ informer: this.#what }, 'watching again');
+    this.#loggedFailure = false;
+    this.#delay = this.#retryInitial;
+    this.#synced = true;
+    this.#resolveFirstSync();
+  }
+
+  #failed(err: unknown): void {
+    this.#failures++;
+    if (this.#stopped) return;
+    // One warning per outage, not one per retry.
+    if (!this.#loggedFailure) {
+      this.#log.warn({ informer: this.#what, status: httpStatus(err), err: describeError(err) }, 'list/watch failed; retrying with backoff');
+      this.#loggedFailure = true;
+    }
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#attempt();
+    }, this.#delay);
+    this.#delay = Math.min(this.#delay * 2, this.#retryMax);
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.cache.stop();
+  }
+}
+
+/** What of a pod the rule reads: a change here may change the decision. */
+function podFingerprint(p: V1Pod): string {
+  return JSON.stringify([
+    p.metadata?.uid,
+    p.metadata?.labels?.[DATAPLANE_MODE_LABEL],
+    p.metadata?.labels?.app,
+    p.metadata?.annotations?.[SIDECAR_STATUS_ANNOTATION] !== undefined,
+    p.spec?.hostNetwork === true,
+    p.spec?.serviceAccountName ?? p.spec?.serviceAccount,
+  ]);
+}
+
+function namespaceFingerprint(ns: V1Namespace): string {
+  return JSON.stringify([ns.metadata?.labels?.[DATAPLANE_MODE_LABEL]]);
+}
+
+export class KubernetesEnrollment implements EnrollmentSource {
+  readonly nodeName: string;
+  readonly #core: CoreV1Api;
+  readonly #log: Logger;
+  readonly #rules: EnrollmentRuleOptions;
+  readonly #syncTimeoutMs: number;
+  readonly #namespaces: Informer<V1Namespace>;
+  readonly #pods: Informer<V1Pod>;
+  readonly #listeners = new Set<EnrollmentListener>();
+  readonly #nsPrints = new Map<string, string>();
+  readonly #podPrints = new Map<string, string>();
+  #stopped = false;
+
+  constructor(opts: KubernetesEnrollmentOptions) {
+    if (opts.nodeName === '') throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, 'KubernetesEnrollment needs the node name');
+    this.nodeName = opts.nodeName;
+    this.#log = opts.logger ?? componentLogger('cni-enrollment');
+    this.#rules = { excludedNamespaces: opts.excludedNamespaces, systemNamespace: opts.systemNamespace };
+    this.#syncTimeoutMs = opts.syncTimeoutMs ?? 60_000;
+    this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
+    const retry = { initialMs: opts.retryInitialMs ?? 1000, maxMs: opts.retryMaxMs ?? 30_000 };
+    const fieldSelector = `spec.nodeName=${opts.nodeName}`;
+    this.#namespaces = new Informer<V1Namespace>(opts.kubeConfig, 'namespaces', '/api/v1/namespaces',
+      () => this.#core.listNamespace(), undefined, this.#log, retry);
+    this.#pods = new Informer<V1Pod>(opts.kubeConfig, `pods on node ${opts.nodeName}`, '/api/v1/pods',
+      () => this.#core.listPodForAllNamespaces({ fieldSelector }), fieldSelector, this.#log, retry);
+
+    const nsSeen = (ns: V1Namespace): void => {
+      const name = ns.metadata?.name ?? '';
+      const print = namespaceFingerprint(ns);
+      const before = this.#nsPrints.get(name);
+      this.#nsPrints.set(name, print);
+      // New namespaces too: the watches are independent, so a pod may have been decided from a GET of it.
+      if (before !== print) this.#emit({ namespace: name }, this.#namespaces.synced);
+    };
+    this.#namespaces.cache.on('add', nsSeen);
+    this.#namespaces.cache.on('update', nsSeen);
+    this.#namespaces.cache.on('delete', (ns: V1Namespace) => {
+      const name = ns.metadata?.name ?? '';
+      if (this.#nsPrints.delete(name)) this.#emit({ namespace: name }, this.#namespaces.synced);
+    });
+
+    const podSeen = (p: V1Pod): void => {
+      const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+      const print = podFingerprint(p);
+      const before = this.#podPrints.get(key);
+      this.#podPrints.set(key, print);
+      // A pod seen for the first time is reported too: an ADD may have decided from a GET before the watch
+      // delivered the pod, and the pod may have changed in between.
+      if (before !== print) this.#emit({ pod: podRef(p) }, this.#pods.synced);
+    };
+    this.#pods.cache.on('add', podSeen);
+    this.#pods.cache.on('update', podSeen);
+    this.#pods.cache.on('delete', (p: V1Pod) => {
+      const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
+      if (this.#podPrints.delete(key)) this.#emit({ pod: podRef(p) }, this.#pods.synced);
+    });
+  }
+
+  #emit(changed: { namespace?: string; pod?: { namespace: string; name: string } }, synced: boolean): void {
+    if (!synced || this.#stopped) return;
+    for (const l of [...this.#listeners]) {
+      try {
+        l(changed);
+      } catch (err) {
+        this.#log.error({ err: describeError(err) }, 'an enrollment listener threw');
+      }
+    }
+  }
+
+  onChange(listener: EnrollmentListener): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  async start(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new CniAgentError(CniAgentErrorCode.KUBE_SYNC_TIMEOUT,
+        `no complete list of namespaces and pods on node ${this.nodeName} from the API server within ${this.#syncTimeoutMs} ms ` +
+        '(is it reachable, and may this service account list/watch namespaces and pods?)')), this.#syncTimeoutMs);
+    });
+    try {
+      await Promise.race([Promise.all([this.#namespaces.start(), this.#pods.start()]), timeout]);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.#log.info({ node: this.nodeName, namespaces: this.#nsPrints.size, pods: this.#podPrints.size }, 'watching namespaces and pods');
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#listeners.clear();
+    await Promise.all([this.#namespaces.stop(), this.#pods.stop()]);
+  }
+
+  async decide(ref: EnrollmentPodRef): Promise<EnrollmentDecision> {
+    const label = `${ref.namespace}/${ref.name}`;
+    let pod = this.#pods.cache.get(ref.name, ref.namespace);
+    if (pod === undefined || (ref.uid !== '' && pod.metadata?.uid !== ref.uid)) {
+      pod = await this.#get('pod', label, () => this.#core.readNamespacedPod({ name: ref.name, namespace: ref.namespace }));
+    }
+    if (pod === undefined) return { enrolled: false, reason: `pod ${label} does not exist in the API server`, serviceAccount: undefined };
+    if (ref.uid !== '' && pod.metadata?.uid !== ref.uid) {
+      return { enrolled: false, reason: `pod ${label} now has uid ${pod.metadata?.uid ?? '?'} (replaced)`, serviceAccount: undefined };
+    }
+    const ns = this.#namespaces.cache.get(ref.namespace)
+      ?? await this.#get('namespace', ref.namespace, () => this.#core.readNamespace({ name: ref.namespace }));
+    return podRedirectionEnabled(pod, ns, this.#rules);
+  }
+
+  /** A direct GET: undefined on 404, CniAgentError on anything else. */
+  async #get<T>(kind: string, name: string, fn: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (httpStatus(err) === 404) return undefined;
+      throw new CniAgentError(CniAgentErrorCode.ENROLLMENT_UNAVAILABLE, `GET ${kind} ${name} from the API server failed`, { cause: err });
+    }
+  }
+}
+
+function podRef(p: V1Pod): { namespace: string; name: string } {
+  return { namespace: p.metadata?.namespace ?? '', name: p.metadata?.name ?? '' };
+}
+
+/** Patches ambient.istio.io/redirection through pods/status (see the module comment). */
+export class KubeRedirectionAnnotator implements RedirectionAnnotator {
+  readonly #core: CoreV1Api;
+  readonly #log: Logger;
+  #forbiddenLogged = false;
+
+  constructor(kubeConfig: KubeConfig, logger?: Logger) {
+    this.#core = kubeConfig.makeApiClient(CoreV1Api);
+    this.#log = logger ?? componentLogger('cni-enrollment');
+  }
+
+  async annotate(pod: { namespace: string; name: string }, state: RedirectionState | undefined): Promise<void> {
+    try {
+      await this.#core.patchNamespacedPodStatus(
+        { name: pod.name, namespace: pod.namespace, body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: state ?? null } } } },
+        // The generated client would send a JSON Patch content type; the body is a merge patch.
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    } catch (err) {
+      const status = httpStatus(err);
+      if (status === 404) return; // the pod is gone
+      if (status === 403) {
+        if (!this.#forbiddenLogged) {
+          this.#forbiddenLogged = true;
+          this.#log.warn({ pod: `${pod.namespace}/${pod.name}` },
+            `may not patch pods/status: pods are not annotated ${REDIRECTION_ANNOTATION} (grant patch on pods/status to enable it)`);
+        }
+        return;
+      }
+      this.#log.warn({ pod: `${pod.namespace}/${pod.name}`, state: state ?? null, status, err: describeError(err) },
+        `annotating ${REDIRECTION_ANNOTATION} failed`);
+    }
+  }
+}
+
+/** The agent's kubeconfig: the KUBECONFIG file, else the in-cluster service account; undefined when neither. */
+export function kubeConfigFromEnv(config: Pick<AgentConfig, 'kubeconfigPath' | 'inCluster'>): KubeConfig | undefined {
+  const kc = new KubeConfig();
+  if (config.kubeconfigPath !== undefined) {
+    kc.loadFromFile(config.kubeconfigPath);
+    return kc;
+  }
+  if (config.inCluster) {
+    kc.loadFromCluster();
+    return kc;
+  }
+  return undefined;
+}
+
+/** The source and annotator main.ts uses with ENROLLMENT=kubernetes. */
+export function kubernetesEnrollmentFromConfig(config: AgentConfig, logger?: Logger): {
+  enrollment: KubernetesEnrollment;
+  annotator: KubeRedirectionAnnotator;
+} {
+  const kubeConfig = kubeConfigFromEnv(config);
+  if (kubeConfig === undefined) {
+    throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, 'kubernetes enrollment needs KUBECONFIG or KUBERNETES_SERVICE_HOST');
+  }
+  return {
+    enrollment: new KubernetesEnrollment({ kubeConfig, nodeName: config.nodeName, systemNamespace: config.systemNamespace, logger }),
+    annotator: new KubeRedirectionAnnotator(kubeConfig, logger),
+  };
+}
