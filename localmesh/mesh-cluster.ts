@@ -8,19 +8,13 @@
  */
 import { rename, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CertificateAuthority } from '../lib/identity/ca.js';
 import { type Cluster, type FakeNode, type NsProcess, type Pod, createCluster } from '../lib/fakenode/index.js';
-import { adminGet } from '../meshctl/admin-client.js';
 import { toLocalConfigYaml } from '../ztunnel/config/local-config.js';
 import { EMPTY_RBAC_MATCH, workloadWithDefaults, type Authorization, type PortMap, type Service, type Workload } from '../ztunnel/state/model.js';
+import { NodeRuntime, poll, type ConfigDumpView } from './node-runtime.js';
 
-const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const PROGRAMS = {
-  ztunnel: join(distRoot, 'ztunnel', 'main.js'),
-  agent: join(distRoot, 'cni', 'agent', 'main.js'),
-  plugin: join(distRoot, 'cni', 'plugin', 'main.js'),
-};
+export { PROGRAMS, type ConfigDumpView } from './node-runtime.js';
 
 export interface MeshClusterOptions {
   readonly name: string;
@@ -52,14 +46,6 @@ export interface MeshServiceOptions {
   readonly endpoints: readonly Pod[];
 }
 
-interface NodeProcesses {
-  agent: NsProcess;
-  ztunnel: NsProcess;
-  readonly dir: string;
-}
-
-const READY_TIMEOUT_MS = 20_000;
-
 
 /** What istiod sends for PeerAuthentication STRICT (reference/ztunnel.md §3.4). */
 export const STRICT_POLICY: Authorization = {
@@ -78,7 +64,7 @@ export class MeshCluster {
   readonly caDir: string;
   readonly trustDomain: string;
   readonly #opts: MeshClusterOptions;
-  readonly #procs = new Map<number, NodeProcesses>();
+  readonly #runtimes = new Map<number, NodeRuntime>();
   readonly #workloads = new Map<string, Workload>();
   readonly #services = new Map<string, Service>();
   #policies: Authorization[] = [];
@@ -113,16 +99,15 @@ export class MeshCluster {
     return this.cluster.node(which);
   }
 
-  /** Paths and env of a node's agent and ztunnel; the sockets live in the node's state dir (one filesystem, many nodes). */
-  nodeFiles(node: FakeNode): { eventSocket: string; ztunnelSocket: string } {
-    const dir = join(node.stateDir, 'mesh');
-    return { eventSocket: join(dir, 'pluginevent.sock'), ztunnelSocket: join(dir, 'ztunnel.sock') };
+  /** The agent and ztunnel of a node. */
+  runtime(node: FakeNode): NodeRuntime {
+    const r = this.#runtimes.get(node.index);
+    if (!r) throw new Error(`no mesh runtime on ${node.name}`);
+    return r;
   }
 
   ztunnelProcess(node: FakeNode): NsProcess {
-    const p = this.#procs.get(node.index);
-    if (!p) throw new Error(`no ztunnel on ${node.name}`);
-    return p.ztunnel;
+    return this.runtime(node).ztunnel;
   }
 
   /**
@@ -149,14 +134,13 @@ export class MeshCluster {
       }),
     );
     await this.apply();
-    const { eventSocket } = this.nodeFiles(node);
     let pod: Pod;
     try {
       pod = await this.cluster.createPod(node, {
         namespace: opts.namespace,
         name: opts.name,
         ...(opts.serviceAccount ? { serviceAccount: opts.serviceAccount } : {}),
-        chainPlugins: [{ type: 'mesh-cni', path: PROGRAMS.plugin, config: { cni_event_address: eventSocket } }],
+        chainPlugins: [this.runtime(node).meshCniPlugin()],
       });
     } catch (err) {
       this.#workloads.delete(key);
@@ -166,7 +150,7 @@ export class MeshCluster {
     const w = this.#workloads.get(key) as Workload;
     this.#workloads.set(key, { ...w, workloadIps: [pod.ip] });
     await this.apply();
-    if (inMesh) await this.waitForPodProxy(node, pod);
+    if (inMesh) await this.runtime(node).waitForPodProxy(pod);
     return pod;
   }
 
@@ -241,102 +225,42 @@ export class MeshCluster {
   }
 
   /** Kills a node's ztunnel (SIGKILL: no drain) or stops it (SIGTERM), then starts a new one. */
-  async restartZtunnel(node: FakeNode, how: 'kill' | 'stop' = 'stop'): Promise<void> {
-    const p = this.#procs.get(node.index);
-    if (!p) throw new Error(`no ztunnel on ${node.name}`);
-    if (how === 'kill') {
-      p.ztunnel.signal('SIGKILL');
-      await p.ztunnel.exited;
-    } else {
-      await p.ztunnel.stop(10_000);
-    }
-    p.ztunnel = this.#spawnZtunnel(node);
-    await this.waitForReady(node);
+  restartZtunnel(node: FakeNode, how: 'kill' | 'stop' = 'stop'): Promise<void> {
+    return this.runtime(node).restartZtunnel(how);
   }
 
-  admin(node: FakeNode, path: string, method = 'GET'): Promise<{ status: number; body: string }> {
-    return adminGet({ host: '127.0.0.1', port: 15000, netns: node.netnsPath }, path, method);
+  configDump(node: FakeNode): Promise<ConfigDumpView> {
+    return this.runtime(node).configDump();
   }
 
-  async configDump(node: FakeNode): Promise<ConfigDumpView> {
-    const r = await this.admin(node, '/config_dump');
-    if (r.status !== 200) throw new Error(`config_dump on ${node.name}: ${r.status}`);
-    return JSON.parse(r.body) as ConfigDumpView;
+  metrics(node: FakeNode): Promise<string> {
+    return this.runtime(node).metrics();
   }
 
-  async metrics(node: FakeNode): Promise<string> {
-    return (await adminGet({ host: '127.0.0.1', port: 15020, netns: node.netnsPath }, '/metrics')).body;
-  }
-
-  async readiness(node: FakeNode): Promise<{ status: number; body: string }> {
-    return adminGet({ host: '127.0.0.1', port: 15021, netns: node.netnsPath }, '/healthz/ready').catch((err: unknown) => ({
-      status: 0,
-      body: err instanceof Error ? err.message : String(err),
-    }));
-  }
-
-  async waitForReady(node: FakeNode): Promise<void> {
-    const p = this.#procs.get(node.index);
-    await this.#poll(`ztunnel on ${node.name} ready`, async () => {
-      if (p && !p.ztunnel.running) throw p.ztunnel.exitedError(`ztunnel on ${node.name}`);
-      return (await this.readiness(node)).status === 200;
-    });
-  }
-
-  /** Until the ztunnel on `node` runs this pod's proxy (state Up). */
-  async waitForPodProxy(node: FakeNode, pod: Pod): Promise<void> {
-    await this.#poll(`pod ${pod.key} proxied by ztunnel on ${node.name}`, async () => {
-      const dump = await this.configDump(node);
-      return dump.workloadState[pod.uid]?.state === 'Up';
-    });
+  waitForPodProxy(node: FakeNode, pod: Pod): Promise<void> {
+    return this.runtime(node).waitForPodProxy(pod);
   }
 
   async destroy(): Promise<void> {
-    for (const p of this.#procs.values()) {
-      await Promise.all([p.ztunnel.stop(3_000).catch(() => undefined), p.agent.stop(3_000).catch(() => undefined)]);
-    }
+    for (const r of this.#runtimes.values()) await r.stop();
     await this.cluster.destroy();
   }
 
   async #startNode(node: FakeNode): Promise<void> {
-    const dir = join(node.stateDir, 'mesh');
-    await mkdir(dir, { recursive: true });
-    const { eventSocket, ztunnelSocket } = this.nodeFiles(node);
-    const agent = node.spawn(process.execPath, [PROGRAMS.agent], {
-      env: {
-        CNI_EVENT_ADDRESS: eventSocket,
-        ZTUNNEL_UDS_ADDRESS: ztunnelSocket,
-        AMBIENT_NAMESPACES: this.#opts.ambientNamespaces.join(','),
-        LOG_LEVEL: this.#opts.logLevel ?? 'warn',
-      },
-    });
-    this.#procs.set(node.index, { agent, ztunnel: undefined as unknown as NsProcess, dir });
-    await this.#poll(`node agent on ${node.name} listening`, async () => {
-      if (!agent.running) throw agent.exitedError(`mesh-cni-agent on ${node.name}`);
-      return (await node.exec('test', ['-S', eventSocket])).code === 0;
-    });
-    const entry = this.#procs.get(node.index) as NodeProcesses;
-    entry.ztunnel = this.#spawnZtunnel(node);
-    await this.waitForReady(node);
-  }
-
-  #spawnZtunnel(node: FakeNode): NsProcess {
-    return node.spawn(process.execPath, [PROGRAMS.ztunnel], {
-      env: {
+    const runtime = new NodeRuntime(node, {
+      logLevel: this.#opts.logLevel ?? 'warn',
+      agentEnv: { ENROLLMENT: 'static', AMBIENT_NAMESPACES: this.#opts.ambientNamespaces.join(',') },
+      ztunnelEnv: {
         LOCAL_XDS_PATH: this.configPath,
         XDS_ADDRESS: '',
         FAKE_CA: 'true',
         FAKE_CA_DIR: this.caDir,
         TRUST_DOMAIN: this.trustDomain,
-        NODE_NAME: node.name,
-        INSTANCE_IP: node.ip,
-        POD_NAME: `ztunnel-${node.name}`,
-        POD_NAMESPACE: 'istio-system',
-        INPOD_UDS: this.nodeFiles(node).ztunnelSocket,
-        LOG_LEVEL: this.#opts.logLevel ?? 'warn',
         ...(this.#opts.ztunnelEnv ?? {}),
       },
     });
+    this.#runtimes.set(node.index, runtime);
+    await runtime.start();
   }
 
   /**
@@ -361,14 +285,14 @@ export class MeshCluster {
 
   async #waitForState(node: FakeNode): Promise<void> {
     let differs = '';
-    await this.#poll(`ztunnel on ${node.name} applied the local config`, async () => {
+    await poll(`ztunnel on ${node.name} applied the local config`, async () => {
       // The state as it is now: concurrent callers all wait for the newest write, not the one they started.
       const want = {
         workloads: [...this.#workloads.values()].map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
         services: [...this.#services.keys()].sort().join('|'),
         policies: this.#policies.map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`).sort().join('|'),
       };
-      const d = await this.configDump(node);
+      const d = await this.runtime(node).configDump();
       const got = {
         workloads: d.workloads.map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
         services: d.services.map((s) => `${s.namespace}/${s.hostname}`).sort().join('|'),
@@ -381,31 +305,4 @@ export class MeshCluster {
       return differs === '';
     }, () => differs);
   }
-
-  async #poll(what: string, check: () => Promise<boolean>, detail?: () => string): Promise<void> {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    let lastError: unknown;
-    for (;;) {
-      try {
-        if (await check()) return;
-      } catch (err) {
-        lastError = err;
-        if (err instanceof Error && /exited/.test(err.message)) throw err;
-      }
-      if (Date.now() > deadline) {
-        const extra = detail?.() || (lastError instanceof Error ? `last error: ${lastError.message}` : '');
-        throw new Error(`timed out waiting for ${what}${extra ? ` (${extra})` : ''}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
-/** The parts of ztunnel's /config_dump the mesh layer and tests read. */
-export interface ConfigDumpView {
-  readonly workloads: readonly Workload[];
-  readonly services: readonly Service[];
-  readonly policies: readonly Authorization[];
-  readonly certificates: readonly { identity: string; state: string }[];
-  readonly workloadState: Readonly<Record<string, { state: string; connections: { inbound: unknown[]; outbound: unknown[] } }>>;
 }

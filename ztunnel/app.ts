@@ -7,11 +7,13 @@
  *   node agent ─ZDS─▶ WorkloadManager ─▶ DataPlane.addPod ─▶ PodProxy in the pod's netns
  *   worker asks for a certificate ─▶ CertificateManager (FAKE_CA or the CA) ─▶ every worker
  */
+import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { describeError } from '../lib/errors.js';
 import { CertificateAuthority } from '../lib/identity/ca.js';
+import { CaClient, tokenFromFile } from '../lib/identity/ca-client.js';
 import { CertificateManager, type CertificateProvider } from '../lib/identity/cert-manager.js';
 import { LocalCaProvider } from '../lib/identity/local-ca-provider.js';
 import { componentLogger, setLogLevel } from '../lib/telemetry/logger.js';
@@ -22,16 +24,31 @@ import { startHttp } from './admin/http.js';
 import { WorkloadManager } from './inpod/workload-manager.js';
 import { ZdsClient } from './inpod/zds-client.js';
 import { LocalFileSource } from './sources/local-file.js';
+import { XdsSource } from './sources/xds.js';
+import { identityOf } from './proxy/route.js';
+import type { StateDelta } from './state/model.js';
 import { WorkloadStore } from './state/store.js';
 
 export const ZTUNNEL_VERSION = '0.1.0';
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent', 'off']);
 
 async function certificateProvider(settings: ZtunnelSettings): Promise<CertificateProvider> {
-  if (!settings.fakeCa) {
-    throw new Error('only FAKE_CA=true is available until the controller CA client is wired (issue #4)');
-  }
   const ttlSeconds = settings.secretTtlSeconds;
+  if (!settings.fakeCa) {
+    if (!settings.caAddress) throw new Error('no CA_ADDRESS (or XDS_ADDRESS) and FAKE_CA is off: ztunnel has nowhere to get certificates');
+    const rootCertPem = await readFile(settings.caRootCa, 'utf8').catch((err: unknown) => {
+      throw new Error(`cannot read the CA root certificate CA_ROOT_CA=${settings.caRootCa}: ${describeError(err)}`);
+    });
+    // Shared (node) mode: ztunnel asks for each pod's identity by impersonation; the CA checks the pod is on our node.
+    return new CaClient({
+      address: settings.caAddress,
+      transport: { kind: 'tls', rootCertPem, ...(settings.altCaHostname ? { serverName: settings.altCaHostname } : {}) },
+      token: tokenFromFile(settings.authTokenPath),
+      clusterId: settings.clusterId,
+      ttlSeconds,
+      impersonate: true,
+    });
+  }
   if (settings.fakeCaDir) {
     return new LocalCaProvider(await CertificateAuthority.fromDirectory({ trustDomain: settings.trustDomain, dir: settings.fakeCaDir }), { ttlSeconds });
   }
@@ -47,6 +64,7 @@ export class Ztunnel {
   readonly #dataPlane: DataPlane;
   readonly #manager: WorkloadManager;
   #source: LocalFileSource | undefined;
+  #xds: XdsSource | undefined;
   #staticConfig: LocalConfigState | undefined;
   #zds: ZdsClient | undefined;
   readonly #servers: Server[] = [];
@@ -68,6 +86,10 @@ export class Ztunnel {
     if (settings.localXdsPath) {
       z.#source = new LocalFileSource(settings.localXdsPath, (state) => z.#applyState(state), z.#log);
       await z.#source.start();
+    }
+    if (settings.xdsAddress) {
+      z.#xds = new XdsSource(settings, (delta) => z.#applyDelta(delta), z.#log);
+      await z.#xds.start();
     }
     await z.#startServers();
     if (settings.inpodEnabled) {
@@ -94,6 +116,7 @@ export class Ztunnel {
   readiness(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     if (this.#source && this.#source.status.loads === 0) reasons.push('local config not loaded');
+    if (this.#xds && !this.#xds.synced) reasons.push(`not synced with the controller at ${this.settings.xdsAddress} yet`);
     if (this.settings.inpodEnabled && !this.#zds?.snapshotReceived) reasons.push(`no snapshot from the node agent at ${this.settings.inpodUds} yet`);
     return { ready: reasons.length === 0, reasons };
   }
@@ -118,6 +141,7 @@ export class Ztunnel {
       this.#log.info({ deadlineMs: this.settings.terminationDeadlineMs }, 'draining');
       await this.#zds?.close();
       this.#source?.close();
+      this.#xds?.close();
       await this.#dataPlane.drain(this.settings.terminationDeadlineMs);
       await this.#dataPlane.close();
       this.#certs.close();
@@ -125,6 +149,15 @@ export class Ztunnel {
       this.#log.info('ztunnel stopped');
     })();
     return this.#stopping;
+  }
+
+  /** A change from the controller: into the store here, to every worker, and certificates warmed for new pods of this node. */
+  #applyDelta(delta: StateDelta): void {
+    this.store.apply(delta);
+    this.#dataPlane.applyDelta(delta);
+    for (const w of delta.workloads ?? []) {
+      if (w.node === this.settings.nodeName && w.protocol === 'HBONE') this.#certs.prefetch(identityOf(w));
+    }
   }
 
   #applyState(state: LocalConfigState): void {

@@ -4,7 +4,8 @@
  * resourceVersion as the optimistic lock, so two replicas can never both win. Only the leader writes
  * (ConfigMaps, later Gateway status); every replica serves xDS.
  */
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubeJson, microTime } from '../kube/raw-request.js';
 import type { Logger } from 'pino';
 
 export interface LeaseElectionOptions {
@@ -18,13 +19,13 @@ export interface LeaseElectionOptions {
   readonly logger?: Logger;
 }
 
-function statusOf(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
-  return e?.code ?? e?.statusCode ?? e?.response?.statusCode;
+interface LeaseJson {
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
 }
 
 export class LeaseElection {
-  readonly #api: CoordinationV1Api;
+  readonly #kc: KubeConfig;
   readonly #opts: Required<Omit<LeaseElectionOptions, 'logger'>> & { logger: Logger | undefined };
   readonly #listeners = new Set<(leader: boolean) => void>();
   #leader = false;
@@ -33,7 +34,7 @@ export class LeaseElection {
   #stopped = false;
 
   constructor(kc: KubeConfig, opts: LeaseElectionOptions) {
-    this.#api = kc.makeApiClient(CoordinationV1Api);
+    this.#kc = kc;
     this.#opts = {
       namespace: opts.namespace,
       name: opts.name,
@@ -64,13 +65,10 @@ export class LeaseElection {
     if (this.#timer) clearTimeout(this.#timer);
     if (!this.#leader) return;
     try {
-      const lease = await this.#api.readNamespacedLease({ name: this.#opts.name, namespace: this.#opts.namespace });
-      if (lease.spec?.holderIdentity === this.#opts.identity) {
-        await this.#api.replaceNamespacedLease({
-          name: this.#opts.name,
-          namespace: this.#opts.namespace,
-          body: { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } },
-        });
+      const r = await kubeJson(this.#kc, 'GET', this.#path());
+      const lease = r.body as LeaseJson;
+      if (r.status === 200 && lease.spec?.holderIdentity === this.#opts.identity) {
+        await kubeJson(this.#kc, 'PUT', this.#path(), { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } });
       }
     } catch {
       // best effort: the lease expires by itself
@@ -99,26 +97,33 @@ export class LeaseElection {
     this.#timer.unref();
   }
 
+  /** The leases collection of our namespace, or (with `self`) our lease in it. */
+  #path(self = true): string {
+    const base = `/apis/coordination.k8s.io/v1/namespaces/${this.#opts.namespace}/leases`;
+    return self ? `${base}/${this.#opts.name}` : base;
+  }
+
   async #tryAcquireOrRenew(): Promise<void> {
     const { name, namespace, identity, leaseDurationSeconds } = this.#opts;
     const now = new Date();
-    let lease: V1Lease;
-    try {
-      lease = await this.#api.readNamespacedLease({ name, namespace });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-      try {
-        await this.#api.createNamespacedLease({
-          namespace,
-          body: { metadata: { name, namespace }, spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 } },
-        });
+    const read = await kubeJson(this.#kc, 'GET', this.#path());
+    if (read.status === 404) {
+      const created = await kubeJson(this.#kc, 'POST', this.#path(false), {
+        apiVersion: 'coordination.k8s.io/v1',
+        kind: 'Lease',
+        metadata: { name, namespace },
+        spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+      });
+      if (created.status === 201 || created.status === 200) {
         this.#lastRenew = Date.now();
         this.#set(true);
-      } catch (e) {
-        if (statusOf(e) !== 409) throw e; // someone else created it first
+      } else if (created.status !== 409) {
+        throw new Error(`creating lease ${namespace}/${name}: HTTP ${created.status} ${JSON.stringify(created.body)}`);
       }
-      return;
+      return; // 409: another replica created it first
     }
+    if (read.status !== 200) throw new Error(`reading lease ${namespace}/${name}: HTTP ${read.status}`);
+    const lease = read.body as LeaseJson;
     const spec = lease.spec ?? {};
     const renewedAt = spec.renewTime ? new Date(spec.renewTime).getTime() : 0;
     const duration = (spec.leaseDurationSeconds ?? leaseDurationSeconds) * 1000;
@@ -128,29 +133,26 @@ export class LeaseElection {
       this.#set(false);
       return;
     }
-    try {
-      await this.#api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: {
-          ...lease, // carries metadata.resourceVersion: the optimistic lock
-          spec: {
-            ...spec,
-            holderIdentity: identity,
-            leaseDurationSeconds,
-            renewTime: now,
-            ...(mine ? {} : { acquireTime: now, leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }),
-          },
-        },
-      });
+    // PUT with the resourceVersion we read: the optimistic lock; a concurrent writer makes this a 409.
+    const written = await kubeJson(this.#kc, 'PUT', this.#path(), {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: lease.metadata,
+      spec: {
+        ...spec,
+        holderIdentity: identity,
+        leaseDurationSeconds,
+        renewTime: microTime(now),
+        ...(mine ? {} : { acquireTime: microTime(now), leaseTransitions: (spec.leaseTransitions ?? 0) + 1 }),
+      },
+    });
+    if (written.status === 200) {
       this.#lastRenew = Date.now();
       this.#set(true);
-    } catch (err) {
-      if (statusOf(err) === 409) {
-        this.#set(false); // another replica wrote the lease first
-        return;
-      }
-      throw err;
+    } else if (written.status === 409) {
+      this.#set(false);
+    } else {
+      throw new Error(`updating lease ${namespace}/${name}: HTTP ${written.status} ${JSON.stringify(written.body)}`);
     }
   }
 }

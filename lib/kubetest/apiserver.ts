@@ -64,6 +64,12 @@ export interface StartApiServerOptions {
   readonly keepDataDir?: boolean;
   /** Appended to kube-apiserver's arguments (later flags win). */
   readonly extraApiServerArgs?: readonly string[];
+  /**
+   * Other addresses of this host clients will use (e.g. the host end of a fake cluster's link, so that programs in
+   * node namespaces can reach the API server): added to the serving certificate, and the server then listens on
+   * all addresses instead of loopback only.
+   */
+  readonly extraAddresses?: readonly string[];
 }
 
 export interface ServiceAccountTokenOptions {
@@ -441,7 +447,7 @@ export async function startApiServer(opts: StartApiServerOptions = {}): Promise<
   };
   registerForExit(interim);
   try {
-    const pki = await createApiServerPki({ serviceIp, clusterDomain: CLUSTER_DOMAIN });
+    const pki = await createApiServerPki({ serviceIp, clusterDomain: CLUSTER_DOMAIN, extraAddresses: opts.extraAddresses ?? [] });
     const pkiDir = join(dataDir, 'pki');
     mkdirSync(pkiDir, { mode: 0o700 });
     const file = (n: string, content: string, mode = 0o600): string => {
@@ -510,7 +516,7 @@ export async function startApiServer(opts: StartApiServerOptions = {}): Promise<
       url = `https://127.0.0.1:${ports.apiServer}`;
       const args = [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
+        `--bind-address=${(opts.extraAddresses ?? []).length > 0 ? '0.0.0.0' : '127.0.0.1'}`,
         `--secure-port=${ports.apiServer}`,
         '--advertise-address=127.0.0.1',
         // The lease endpoint reconciler would publish the advertise address as the `kubernetes` Service's endpoint,

@@ -31,7 +31,7 @@ const VALIDITY_MS = 7 * 86_400_000;
 /** Back-dated so that a clock a little behind on the verifying side does not reject them. */
 const BACKDATE_MS = 5 * 60_000;
 
-export async function createApiServerPki(opts: { readonly serviceIp: string; readonly clusterDomain: string }): Promise<ApiServerPki> {
+export async function createApiServerPki(opts: { readonly serviceIp: string; readonly clusterDomain: string; readonly extraAddresses?: readonly string[] }): Promise<ApiServerPki> {
   const now = Date.now();
   const notBefore = new Date(now - BACKDATE_MS);
   const notAfter = new Date(now + VALIDITY_MS);
@@ -72,6 +72,7 @@ export async function createApiServerPki(opts: { readonly serviceIp: string; rea
         ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
         { type: 'ip', value: '127.0.0.1' },
         { type: 'ip', value: opts.serviceIp },
+        ...(opts.extraAddresses ?? []).map((value) => ({ type: 'ip' as const, value })),
       ]),
       await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
     ],

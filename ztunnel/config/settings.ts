@@ -26,6 +26,15 @@ export interface ZtunnelSettings {
    * process makes its own root and only same-process traffic verifies.
    */
   readonly fakeCaDir: string | undefined;
+  /** XDS_ROOT_CA: PEM root that the controller's serving certificate must chain to (ConfigMap istio-ca-root-cert). */
+  readonly xdsRootCa: string;
+  /** CA_ROOT_CA: the same for the CA; defaults to XDS_ROOT_CA. */
+  readonly caRootCa: string;
+  /** ALT_XDS_HOSTNAME / ALT_CA_HOSTNAME: the name to verify in the controller's certificate (e.g. when dialling an IP). */
+  readonly altXdsHostname: string | undefined;
+  readonly altCaHostname: string | undefined;
+  /** AUTH_TOKEN: path of the service-account token (audience istio-ca) sent to the controller; re-read per call. */
+  readonly authTokenPath: string;
   readonly nodeName: string;
   readonly podName: string;
   readonly podNamespace: string;
@@ -106,13 +115,15 @@ function address(env: Env, name: string, dflt: ListenAddress): ListenAddress {
 }
 
 export function loadSettings(env: Env = process.env): ZtunnelSettings {
-  const xds = env.XDS_ADDRESS === undefined ? undefined : env.XDS_ADDRESS.trim() || undefined;
+  // Istio writes addresses as URLs (https://istiod.istio-system.svc:15012); gRPC wants host:port.
+  const hostPort = (v: string | undefined): string | undefined => v?.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/$/, '') || undefined;
+  const xds = env.XDS_ADDRESS === undefined ? undefined : hostPort(env.XDS_ADDRESS);
   const localXdsPath = env.LOCAL_XDS_PATH?.trim() || undefined;
   const fakeCa = bool(env, 'FAKE_CA', false);
   if (!xds && !localXdsPath) {
     throw new SettingsError('CONFIG_NO_SOURCE', 'set LOCAL_XDS_PATH (a local config file) or XDS_ADDRESS (a controller); ztunnel has no other way to learn workloads');
   }
-  const caAddress = env.CA_ADDRESS === undefined ? xds : env.CA_ADDRESS.trim() || undefined;
+  const caAddress = env.CA_ADDRESS === undefined ? xds : hostPort(env.CA_ADDRESS);
   if (!fakeCa && !caAddress) {
     throw new SettingsError('CONFIG_NO_CA', 'no CA: set CA_ADDRESS or XDS_ADDRESS, or FAKE_CA=true to sign certificates locally');
   }
@@ -130,6 +141,11 @@ export function loadSettings(env: Env = process.env): ZtunnelSettings {
     caAddress,
     fakeCa,
     fakeCaDir: env.FAKE_CA_DIR?.trim() || undefined,
+    xdsRootCa: env.XDS_ROOT_CA || '/var/run/secrets/istio/root-cert.pem',
+    caRootCa: env.CA_ROOT_CA || env.XDS_ROOT_CA || '/var/run/secrets/istio/root-cert.pem',
+    altXdsHostname: env.ALT_XDS_HOSTNAME || undefined,
+    altCaHostname: env.ALT_CA_HOSTNAME || env.ALT_XDS_HOSTNAME || undefined,
+    authTokenPath: env.AUTH_TOKEN || '/var/run/secrets/tokens/istio-token',
     nodeName: env.NODE_NAME ?? '',
     podName: env.POD_NAME ?? '',
     podNamespace: env.POD_NAMESPACE ?? '',

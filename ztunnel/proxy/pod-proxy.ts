@@ -86,6 +86,7 @@ export class PodProxy {
   #hbone: HboneServer | undefined;
   #unsubscribeRenewal: (() => void) | undefined;
   #state: 'Pending' | 'Up' = 'Pending';
+  #stopped = false;
 
   constructor(pod: PodInfo, netnsFd: number, ctx: ProxyContext) {
     this.#pod = pod;
@@ -146,7 +147,11 @@ export class PodProxy {
     return this.#state;
   }
 
-  /** Binds the three listeners inside the pod (fails fast on EADDRINUSE etc.), then serves once certified. */
+  /**
+   * Binds the three listeners inside the pod (fails fast on EADDRINUSE etc.) and resolves: that is when the node
+   * agent gets its ack. HBONE (15008) is served as soon as the pod's workload and certificate are known; until
+   * then the pod is Pending and connections wait in the listen backlog.
+   */
   async start(): Promise<void> {
     const mark = this.#ctx.settings.packetMark;
     const listen = (port: number): number => createTcpListenerFd({ netnsFd: this.#netnsFd, address: '0.0.0.0', port, mark, reuseAddr: true });
@@ -161,11 +166,28 @@ export class PodProxy {
       await new Promise<void>((resolve) => server.listen({ fd }, resolve));
       this.#servers.push(server);
     }
+    void this.#serveHbone(hboneFd);
+  }
 
+  /** Certificate first (retried with backoff while the CA cannot help), then the HBONE server on the bound fd. */
+  async #serveHbone(hboneFd: number): Promise<void> {
     // As ztunnel: the pod's identity comes from its workload, which may arrive just after the pod (wait a bit).
     await this.#awaitOwnWorkload(LOCAL_WORKLOAD_WAIT_MS);
-    this.identity = this.#resolveIdentity();
-    const cert = await this.#ctx.certificates.get(this.identity);
+    let delay = 500;
+    let cert;
+    for (;;) {
+      if (this.#stopped) return;
+      this.identity = this.#resolveIdentity();
+      try {
+        cert = await this.#ctx.certificates.get(this.identity);
+        break;
+      } catch (err) {
+        this.#log.warn({ err: describeError(err), retryInMs: delay }, 'no certificate for the pod yet; HBONE inbound waits');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+    if (this.#stopped) return;
     this.#hbone = new HboneServer({
       certificate: cert,
       handler: (req, signal) => this.#onInboundHbone(req, signal),
@@ -181,6 +203,7 @@ export class PodProxy {
 
   /** Stops accepting, gives live connections `deadlineMs`, then closes what is left. */
   async stop(deadlineMs: number): Promise<void> {
+    this.#stopped = true;
     this.#unsubscribeRenewal?.();
     for (const s of this.#servers) s.close();
     const hbone = this.#hbone?.close(deadlineMs);

@@ -1,0 +1,275 @@
+/**
+ * The controller (istiod's role for ambient L4), wired:
+ *
+ *   Kubernetes ─informers─▶ ClusterWatch (readonly records) ─▶ WdsSource (pure model, memoized)
+ *        │                                                         │ push (debounced 100 ms / 10 s)
+ *        │                                                         ▼
+ *        │                                 :15012 TLS ── delta ADS (Address, Authorization) ─▶ ztunnels
+ *        │                                           └── IstioCertificateService/CreateCertificate
+ *        │                                                (TokenReview, node-bound impersonation)
+ *        └─ leader only: ConfigMap istio-ca-root-cert in every namespace (Lease election)
+ *
+ *   :8080 /debug/syncz (proxy-status), /debug/rejections, /ready    :15014 /metrics
+ *
+ * Every replica serves xDS and the CA; only the leader writes to the API server.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import * as grpc from '@grpc/grpc-js';
+import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { describeError } from '../lib/errors.js';
+import type { CertificateAuthority } from '../lib/identity/ca.js';
+import { addCaService } from '../lib/identity/ca-server.js';
+import { makeIdentity, formatSpiffeId } from '../lib/identity/spiffe.js';
+import { TypeUrl } from '../lib/proto/index.js';
+import { XdsError, XdsErrorCode } from '../lib/xds/errors.js';
+import { componentLogger } from '../lib/telemetry/logger.js';
+import { loadCertificateAuthority } from './ca/ca-material.js';
+import { kubeCaAuthorizer, CA_AUDIENCE, type PodLocator } from './ca/kube-authorizer.js';
+import { ROOT_CERT_CONFIGMAP, RootCertPublisher } from './ca/root-cert-publisher.js';
+import { KubeTokenReviewer, type TokenReviewer } from './ca/token-review.js';
+import type { ControllerSettings, ListenAddress } from './config/settings.js';
+import { ClusterWatch } from './kube/watch.js';
+import { LeaseElection } from './leader/lease-election.js';
+import { WdsSource } from './wds-source.js';
+import { XdsServer, addXdsService, type XdsAuthenticator } from './xds/index.js';
+
+export const CONTROLLER_VERSION = '0.1.0';
+const SERVING_CERT_TTL_SECONDS = 365 * 24 * 3600;
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else throw new Error('no Kubernetes credentials: pass --kubeconfig, set KUBECONFIG, or run in a pod');
+  return kc;
+}
+
+/** xDS callers authenticate like CA callers: a service-account token for audience istio-ca. */
+function tokenAuthenticator(reviewer: TokenReviewer, trustDomain: string): XdsAuthenticator {
+  return async (ctx) => {
+    const header = ctx.metadata.authorization?.[0] ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
+    if (!m?.[1]) throw new XdsError(XdsErrorCode.UNAUTHENTICATED, 'no "authorization: Bearer <token>" header; send the service-account token (audience istio-ca)');
+    const r = await reviewer.review(m[1], [CA_AUDIENCE]);
+    if (!r.authenticated || !r.serviceAccount) {
+      throw new XdsError(XdsErrorCode.UNAUTHENTICATED, `token rejected: ${r.error ?? `"${r.username}" is not a service account`}`);
+    }
+    return { authSource: 'kubernetes-token', identities: [formatSpiffeId(makeIdentity(r.serviceAccount.namespace, r.serviceAccount.name, trustDomain))] };
+  };
+}
+
+async function listen(server: HttpServer, at: ListenAddress): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => resolve());
+  });
+}
+
+export class Controller {
+  readonly settings: ControllerSettings;
+  readonly registry = new Registry();
+  readonly #log: Logger;
+  readonly #kc: KubeConfig;
+  readonly #watch: ClusterWatch;
+  readonly #source: WdsSource;
+  #ca: CertificateAuthority | undefined;
+  #xds: XdsServer | undefined;
+  #grpc: grpc.Server | undefined;
+  #grpcPort = 0;
+  #election: LeaseElection | undefined;
+  #publisher: RootCertPublisher | undefined;
+  #configMaps: ListWatch<V1ConfigMap> | undefined;
+  readonly #http: HttpServer[] = [];
+
+  private constructor(settings: ControllerSettings) {
+    this.settings = settings;
+    this.#log = componentLogger('controller');
+    this.#kc = loadKubeConfig(settings.kubeconfig);
+    this.#watch = new ClusterWatch(this.#kc, this.#log);
+    this.#source = new WdsSource(() => this.#watch.snapshot(), {
+      clusterId: settings.clusterId,
+      clusterDomain: settings.clusterDomain,
+      trustDomain: settings.trustDomain,
+      rootNamespace: settings.rootNamespace,
+      systemNamespace: settings.systemNamespace,
+    });
+  }
+
+  static async start(settings: ControllerSettings): Promise<Controller> {
+    const c = new Controller(settings);
+    await c.#start();
+    return c;
+  }
+
+  get grpcPort(): number {
+    return this.#grpcPort;
+  }
+
+  get isLeader(): boolean {
+    return this.#election?.isLeader ?? false;
+  }
+
+  async #start(): Promise<void> {
+    const s = this.settings;
+    const log = this.#log;
+    this.#ca = await loadCertificateAuthority(this.#kc, s, log);
+    const ca = this.#ca;
+    const reviewer = new KubeTokenReviewer(this.#kc);
+
+    // Metrics (istiod's names where they exist).
+    const proxies = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS', registers: [this.registry] });
+    const pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds', labelNames: ['type'], registers: [this.registry] });
+    const rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy', labelNames: ['type'], registers: [this.registry] });
+    new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [this.registry] }).set({ component: 'pilot', tag: CONTROLLER_VERSION }, 1);
+    const shortType = (t: string): string => t.slice(t.lastIndexOf('.') + 1);
+
+    this.#xds = new XdsServer({
+      source: this.#source,
+      authenticate: tokenAuthenticator(reviewer, s.trustDomain),
+      debounce: { afterMs: s.debounceAfterMs, maxMs: s.debounceMaxMs },
+      logger: log.child({ scope: 'xds' }),
+      controlPlaneId: s.podName,
+      statusTypeUrls: [TypeUrl.Address, TypeUrl.Authorization],
+      metrics: {
+        connectionOpened: () => proxies.inc(),
+        connectionClosed: () => proxies.dec(),
+        responseSent: (typeUrl) => pushes.inc({ type: shortType(typeUrl) }),
+        nack: (typeUrl) => rejects.inc({ type: shortType(typeUrl) }),
+      },
+    });
+    const xds = this.#xds;
+
+    // Cluster state first: a proxy connecting before the initial lists would see an empty mesh.
+    this.#watch.onEvent((e) => {
+      this.#source.invalidate();
+      xds.push({ typeUrls: new Set([TypeUrl.Address, TypeUrl.Authorization]), reason: `${e.kind}/${e.type}` });
+      if (e.kind === 'namespaces' && e.type !== 'delete') this.#publisher?.enqueue(e.key);
+    });
+    await this.#watch.start();
+    this.#source.snapshot(); // build once now, not on the first proxy
+
+    const pods: PodLocator = {
+      nodeOf: (namespace, name) => this.#watch.state.pods.get(`${namespace}/${name}`)?.nodeName || undefined,
+      hasPodOnNode: (node, namespace, serviceAccount) => {
+        for (const p of this.#watch.state.pods.values()) {
+          if (p.nodeName === node && p.namespace === namespace && p.serviceAccount === serviceAccount && !p.deleting) return true;
+        }
+        return false;
+      },
+    };
+    const serving = await ca.issueServingCertificate(s.servingDnsNames, SERVING_CERT_TTL_SECONDS);
+    const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.keepalive_permit_without_calls': 1 });
+    addXdsService(server, xds);
+    addCaService(server, {
+      ca,
+      authorizer: kubeCaAuthorizer({ reviewer, trustDomain: s.trustDomain, trustedNodeAccounts: s.trustedNodeAccounts, pods }),
+      logger: log.child({ scope: 'ca' }),
+    });
+    const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.privateKeyPem), cert_chain: Buffer.from(serving.certChainPem.join('')) }], false);
+    this.#grpcPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${s.secureGrpcAddress.host}:${s.secureGrpcAddress.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
+    );
+    this.#grpc = server;
+
+    // Writes: leader only.
+    const rootPem = ca.rootCertsPem.join('');
+    this.#publisher = new RootCertPublisher(this.#kc, rootPem, log.child({ scope: 'root-cert' }));
+    this.#election = new LeaseElection(this.#kc, { namespace: s.systemNamespace, name: s.leaseName, identity: s.podName, logger: log });
+    this.#election.onChange((leader) => this.#publisher?.setEnabled(leader, this.#watch.state.namespaces.keys()));
+    this.#watchRootCertConfigMaps();
+    this.#election.start();
+
+    await this.#startHttp();
+    log.info({ grpc: this.#grpcPort, trustDomain: s.trustDomain, identity: s.podName, servingDnsNames: s.servingDnsNames }, 'controller serving xDS and the CA');
+  }
+
+  /** A deleted or edited root-cert ConfigMap is put back (by the leader). */
+  #watchRootCertConfigMaps(): void {
+    const core = this.#kc.makeApiClient(CoreV1Api);
+    const fieldSelector = `metadata.name=${ROOT_CERT_CONFIGMAP}`;
+    const informer = new ListWatch<V1ConfigMap>(
+      '/api/v1/configmaps',
+      new Watch(this.#kc),
+      async () => (await core.listConfigMapForAllNamespaces({ fieldSelector })) as KubernetesListObject<V1ConfigMap>,
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const check = (cm: V1ConfigMap): void => {
+      const ns = cm.metadata?.namespace;
+      if (ns && this.#publisher && !this.#publisher.isCurrent(cm)) this.#publisher.enqueue(ns);
+    };
+    informer.on('add', check);
+    informer.on('update', check);
+    informer.on('delete', (cm) => {
+      const ns = cm.metadata?.namespace;
+      if (ns && this.#watch.state.namespaces.has(ns)) this.#publisher?.enqueue(ns);
+    });
+    informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000).unref());
+    this.#configMaps = informer;
+    void informer.start().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'cannot watch root-cert ConfigMaps'));
+  }
+
+  async #startHttp(): Promise<void> {
+    const s = this.settings;
+    const json = (res: import('node:http').ServerResponse, status: number, body: unknown): void => {
+      const text = JSON.stringify(body, null, 2) + '\n';
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(text);
+    };
+    const debug = createServer((req, res) => {
+      const path = new URL(req.url ?? '/', 'http://debug').pathname;
+      if (path === '/debug/syncz') json(res, 200, this.#xds?.proxyStatus() ?? []);
+      else if (path === '/debug/rejections') json(res, 200, this.#watch.rejections());
+      else if (path === '/debug/wds') {
+        const live = Object.fromEntries(Object.entries(this.#watch.state).map(([k, m]) => [k, (m as ReadonlyMap<string, unknown>).size]));
+        json(res, 200, { ...this.#source.stats, records: live, warnings: this.#source.snapshot().warnings });
+      }
+      else if (path === '/debug/leader') json(res, 200, { identity: s.podName, leader: this.isLeader });
+      else if (path === '/ready') {
+        const ready = this.#watch.synced && this.#grpc !== undefined;
+        res.writeHead(ready ? 200 : 503);
+        res.end(ready ? 'ready\n' : 'not ready\n');
+      } else {
+        res.writeHead(404);
+        res.end('not found\n');
+      }
+    });
+    await listen(debug, s.httpAddress);
+    this.#http.push(debug);
+    const metrics = createServer((req, res) => {
+      if (new URL(req.url ?? '/', 'http://m').pathname !== '/metrics') {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      this.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': this.registry.contentType });
+        res.end(text);
+      });
+    });
+    await listen(metrics, s.monitoringAddress);
+    this.#http.push(metrics);
+  }
+
+  /** SIGTERM: release the lease (another replica takes over at once), stop serving, close watches. */
+  async stop(): Promise<void> {
+    await this.#election?.stop();
+    this.#publisher?.stop();
+    this.#xds?.close();
+    await new Promise<void>((resolve) => {
+      if (!this.#grpc) return resolve();
+      this.#grpc.tryShutdown(() => resolve());
+      setTimeout(() => {
+        this.#grpc?.forceShutdown();
+        resolve();
+      }, 2000).unref();
+    });
+    await this.#configMaps?.stop().catch(() => undefined);
+    await this.#watch.stop();
+    for (const h of this.#http) h.close();
+    this.#log.info('controller stopped');
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * What the xDS server serves to ztunnels: the WDS snapshot (istio.workload.Address, istio.security.Authorization)
+ * built from the watched cluster state. A change only marks it stale; the rebuild happens once per debounced push,
+ * when the server first asks, and is proportional to what changed (the model memoizes per object).
+ */
+import { TypeUrl } from '../lib/proto/index.js';
+import type { ResourceSet } from '../lib/xds/resource.js';
+import type { ClusterState } from './model/snapshot.js';
+import { WdsCache, buildWds, type WdsSnapshot } from './model/snapshot.js';
+import type { ModelOptions } from './model/options.js';
+import type { ResourceSource } from './xds/source.js';
+
+export class WdsSource implements ResourceSource {
+  readonly #state: () => ClusterState;
+  readonly #options: Partial<ModelOptions>;
+  readonly #cache = new WdsCache();
+  #snapshot: WdsSnapshot | undefined;
+  #stale = true;
+  #builds = 0;
+  #lastBuildMs = 0;
+
+  constructor(state: () => ClusterState, options: Partial<ModelOptions>) {
+    this.#state = state;
+    this.#options = options;
+  }
+
+  /** Something in the cluster changed: rebuild before the next read. */
+  invalidate(): void {
+    this.#stale = true;
+  }
+
+  snapshot(): WdsSnapshot {
+    if (this.#stale || !this.#snapshot) {
+      const t0 = performance.now();
+      this.#snapshot = buildWds(this.#state(), { ...this.#options, cache: this.#cache });
+      this.#lastBuildMs = performance.now() - t0;
+      this.#builds++;
+      this.#stale = false;
+    }
+    return this.#snapshot;
+  }
+
+  get stats(): { builds: number; lastBuildMs: number; addresses: number; authorizations: number } {
+    const s = this.#snapshot;
+    return { builds: this.#builds, lastBuildMs: this.#lastBuildMs, addresses: s?.addresses.size ?? 0, authorizations: s?.authorizations.size ?? 0 };
+  }
+
+  resources(typeUrl: string): ResourceSet | undefined {
+    if (typeUrl === TypeUrl.Address) return this.snapshot().addresses;
+    if (typeUrl === TypeUrl.Authorization) return this.snapshot().authorizations;
+    return undefined;
+  }
+}
