@@ -220,7 +220,7 @@ export class KubeMesh {
       boundPod: { name: podName, uid: String((pod.metadata as { uid?: string } | undefined)?.uid ?? '') },
       expirationSeconds: 24 * 3600,
     });
-    const tokenPath = join(this.#dir, `${node.name}-istio-token`);
+    const tokenPath = this.ztunnelTokenPath(node);
     await writeFile(tokenPath, token, { mode: 0o600 });
     const runtime = new NodeRuntime(node, {
       logLevel: this.#opts.logLevel ?? 'warn',
@@ -236,6 +236,11 @@ export class KubeMesh {
     });
     this.#runtimes.set(node.index, runtime);
     await runtime.start();
+  }
+
+  /** The pod-bound ServiceAccount token (audience istio-ca) a node's ztunnel authenticates with. */
+  ztunnelTokenPath(node: FakeNode): string {
+    return join(this.#dir, `${node.name}-istio-token`);
   }
 
   /** A namespace, with `istio.io/dataplane-mode=ambient` when `ambient`. */
