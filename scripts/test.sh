@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The Kubernetes tier runs a real kube-apiserver, built once from its Go module (minutes the first time, then cached).
+echo "test: kube-apiserver at $(scripts/tools/kube-apiserver.sh)"
 npm run typecheck --silent
 export LOG_LEVEL="${LOG_LEVEL:-silent}"
 # shellcheck disable=SC2086
