@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../lib/errors.js';
 import type { CertificateAuthority } from '../lib/identity/ca.js';
 import { addCaService } from '../lib/identity/ca-server.js';
+import { bindServer, shutdownServer } from '../lib/grpc-server.js';
 import { makeIdentity, formatSpiffeId } from '../lib/identity/spiffe.js';
 import { TypeUrl } from '../lib/proto/index.js';
 import { XdsError, XdsErrorCode } from '../lib/xds/errors.js';
@@ -37,6 +38,8 @@ import { XdsServer, addXdsService, type XdsAuthenticator } from './xds/index.js'
 
 export const CONTROLLER_VERSION = '0.1.0';
 const SERVING_CERT_TTL_SECONDS = 365 * 24 * 3600;
+/** Streams get this long to end on SIGTERM before connections are cut (ztunnels reconnect to another replica). */
+const GRPC_SHUTDOWN_GRACE_MS = 2_000;
 
 function loadKubeConfig(path: string | undefined): KubeConfig {
   const kc = new KubeConfig();
@@ -167,10 +170,7 @@ export class Controller {
       authorizer: kubeCaAuthorizer({ reviewer, trustDomain: s.trustDomain, trustedNodeAccounts: s.trustedNodeAccounts, pods }),
       logger: log.child({ scope: 'ca' }),
     });
-    const creds = grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(serving.privateKeyPem), cert_chain: Buffer.from(serving.certChainPem.join('')) }], false);
-    this.#grpcPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${s.secureGrpcAddress.host}:${s.secureGrpcAddress.port}`, creds, (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    this.#grpcPort = await bindServer(server, s.secureGrpcAddress.host, s.secureGrpcAddress.port, { kind: 'tls', ...serving });
     this.#grpc = server;
 
     // Writes: leader only.
@@ -259,14 +259,7 @@ export class Controller {
     await this.#election?.stop();
     this.#publisher?.stop();
     this.#xds?.close();
-    await new Promise<void>((resolve) => {
-      if (!this.#grpc) return resolve();
-      this.#grpc.tryShutdown(() => resolve());
-      setTimeout(() => {
-        this.#grpc?.forceShutdown();
-        resolve();
-      }, 2000).unref();
-    });
+    if (this.#grpc) await shutdownServer(this.#grpc, GRPC_SHUTDOWN_GRACE_MS);
     await this.#configMaps?.stop().catch(() => undefined);
     await this.#watch.stop();
     for (const h of this.#http) h.close();

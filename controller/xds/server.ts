@@ -8,6 +8,7 @@
  * proxy, in batches that yield to the event loop, each watched type named by the push is diffed and sent.
  */
 import * as grpc from '@grpc/grpc-js';
+import { bindServer, shutdownServer, type GrpcServerTransport } from '../../lib/grpc-server.js';
 import { describeError } from '../../lib/errors.js';
 import type { envoy } from '../../lib/proto/index.js';
 import { AggregatedDiscoveryServiceDefinition } from '../../lib/proto/services.js';
@@ -243,9 +244,7 @@ export function addXdsService(server: grpc.Server, xds: XdsServer): void {
 }
 
 /** How the server listens: TLS with its serving certificate (what proxies expect on 15012), or plaintext (15010, tests). */
-export type XdsServerTransport =
-  | { readonly kind: 'tls'; readonly privateKeyPem: string; readonly certChainPem: readonly string[] }
-  | { readonly kind: 'insecure' };
+export type XdsServerTransport = GrpcServerTransport;
 
 export interface StartXdsServerOptions extends XdsServerOptions {
   readonly transport: XdsServerTransport;
@@ -264,36 +263,19 @@ export interface RunningXdsServer {
   close(graceMs?: number): Promise<void>;
 }
 
-function serverCredentials(t: XdsServerTransport): grpc.ServerCredentials {
-  if (t.kind === 'insecure') return grpc.ServerCredentials.createInsecure();
-  // Proxies authenticate with a bearer token; they may have no client certificate yet (the CA is on this port).
-  return grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(t.privateKeyPem), cert_chain: Buffer.from(t.certChainPem.join('')) }], false);
-}
-
 /** Starts a gRPC server serving only ADS. */
 export async function startXdsServer(opts: StartXdsServerOptions): Promise<RunningXdsServer> {
   const xds = new XdsServer(opts);
   const server = new grpc.Server({ 'grpc.max_receive_message_length': xds.limits.maxRequestBytes });
   addXdsService(server, xds);
   const host = opts.host ?? '127.0.0.1';
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${opts.port ?? 0}`, serverCredentials(opts.transport), (err, bound) => {
-      if (err) reject(new XdsError(XdsErrorCode.UNAVAILABLE, `xDS server cannot listen on ${host}:${opts.port ?? 0}`, { cause: err }));
-      else resolve(bound);
-    });
+  const port = await bindServer(server, host, opts.port ?? 0, opts.transport).catch((err: unknown) => {
+    throw new XdsError(XdsErrorCode.UNAVAILABLE, `xDS server cannot listen on ${host}:${opts.port ?? 0}`, { cause: err });
   });
   let closing: Promise<void> | undefined;
   const close = (graceMs: number = XDS_SHUTDOWN_GRACE_MS): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      xds.close();
-      const force = setTimeout(() => server.forceShutdown(), graceMs);
-      force.unref();
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
-    return closing;
+    xds.close();
+    return (closing ??= shutdownServer(server, graceMs));
   };
   return { port, server, xds, close };
 }

@@ -8,6 +8,7 @@
  * from ca-protocol.ts only.
  */
 import * as grpc from '@grpc/grpc-js';
+import { bindServer, shutdownServer, type GrpcServerTransport } from '../grpc-server.js';
 import { componentLogger, type Logger } from '../telemetry/logger.js';
 import { describeError } from '../errors.js';
 import { istio } from '../proto/index.js';
@@ -172,9 +173,7 @@ export function addCaService(server: grpc.Server, opts: CaServiceOptions): void 
 }
 
 /** How the CA listens: TLS with its serving certificate (what proxies expect), or plaintext for tests. */
-export type CaServerTransport =
-  | { readonly kind: 'tls'; readonly privateKeyPem: string; readonly certChainPem: readonly string[] }
-  | { readonly kind: 'insecure' };
+export type CaServerTransport = GrpcServerTransport;
 
 /** A TLS transport whose serving certificate the CA issues for itself, with `dnsNames` (e.g. istiod.istio-system.svc). */
 export async function caServingTransport(
@@ -202,37 +201,14 @@ export interface RunningCaServer {
   close(graceMs?: number): Promise<void>;
 }
 
-function serverCredentials(t: CaServerTransport): grpc.ServerCredentials {
-  if (t.kind === 'insecure') return grpc.ServerCredentials.createInsecure();
-  return grpc.ServerCredentials.createSsl(
-    null,
-    [{ private_key: Buffer.from(t.privateKeyPem), cert_chain: Buffer.from(t.certChainPem.join('')) }],
-    // Callers authenticate with a bearer token, not a client certificate (they have none yet).
-    false,
-  );
-}
-
 export async function startCaServer(opts: StartCaServerOptions): Promise<RunningCaServer> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': CA_MAX_REQUEST_BYTES });
   addCaService(server, opts);
   const host = opts.host ?? '127.0.0.1';
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${host}:${opts.port ?? 0}`, serverCredentials(opts.transport), (err, bound) => {
-      if (err) reject(new CaError(CaErrorCode.UNAVAILABLE, `CA server cannot listen on ${host}:${opts.port ?? 0}`, { cause: err }));
-      else resolve(bound);
-    });
+  const port = await bindServer(server, host, opts.port ?? 0, opts.transport).catch((err: unknown) => {
+    throw new CaError(CaErrorCode.UNAVAILABLE, `CA server cannot listen on ${host}:${opts.port ?? 0}`, { cause: err });
   });
   let closing: Promise<void> | undefined;
-  const close = (graceMs: number = CA_SERVER_SHUTDOWN_GRACE_MS): Promise<void> => {
-    closing ??= new Promise<void>((resolve) => {
-      const force = setTimeout(() => server.forceShutdown(), graceMs);
-      force.unref();
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        resolve();
-      });
-    });
-    return closing;
-  };
+  const close = (graceMs: number = CA_SERVER_SHUTDOWN_GRACE_MS): Promise<void> => (closing ??= shutdownServer(server, graceMs));
   return { port, server, close };
 }

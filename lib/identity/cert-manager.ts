@@ -9,6 +9,7 @@
  * priority if needed) instead of fetching twice.
  */
 import { componentLogger, type Logger } from '../telemetry/logger.js';
+import { type BackoffPolicy, type Clock, backoffDelayMs as sharedBackoffDelayMs, systemClock } from '../timing.js';
 import { describeError, errorCode } from '../errors.js';
 import { type WorkloadCertificate, isExpired, parseCertificatePem, refreshAt } from './certificate.js';
 import {
@@ -38,30 +39,9 @@ export const CertificatePriority = {
 export type CertificatePriority = (typeof CertificatePriority)[keyof typeof CertificatePriority];
 
 /** Time source and timers; injectable so tests can move time without waiting. */
-export interface ManagerClock {
-  now(): number;
-  setTimeout(callback: () => void, delayMs: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemClock: ManagerClock = {
-  now: () => Date.now(),
-  setTimeout: (callback, delayMs) => {
-    const t = setTimeout(callback, delayMs);
-    // Renewal timers alone must not keep a process alive.
-    t.unref();
-    return t;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
-export interface BackoffPolicy {
-  readonly initialMs: number;
-  readonly multiplier: number;
-  /** Fraction; the delay is multiplied by a uniform factor in [1 - jitter, 1 + jitter]. */
-  readonly jitter: number;
-  readonly maxMs: number;
-}
+export type ManagerClock = Clock;
+export { systemClock };
+export type { BackoffPolicy };
 
 export const DEFAULT_CERT_BACKOFF: BackoffPolicy = Object.freeze({
   initialMs: CERT_FETCH_BACKOFF_INITIAL_MS,
@@ -70,14 +50,9 @@ export const DEFAULT_CERT_BACKOFF: BackoffPolicy = Object.freeze({
   maxMs: CERT_FETCH_BACKOFF_MAX_MS,
 });
 
-/**
- * Wait before retry number `failures` (1 = after the first failure): initial × multiplier^(failures-1), jittered,
- * never above maxMs (the cap applies after jitter so the maximum is a hard bound).
- */
+/** Wait before retry number `failures` of a certificate fetch (500 ms ×2 ±20 %, at most 150 s). */
 export function backoffDelayMs(failures: number, random: () => number = Math.random, policy: BackoffPolicy = DEFAULT_CERT_BACKOFF): number {
-  const base = Math.min(policy.initialMs * policy.multiplier ** Math.max(0, failures - 1), policy.maxMs);
-  const factor = 1 + policy.jitter * (2 * random() - 1);
-  return Math.max(0, Math.min(Math.round(base * factor), policy.maxMs));
+  return sharedBackoffDelayMs(failures, random, policy);
 }
 
 /** One certificate as ztunnel's /config_dump shows it. */

@@ -147,50 +147,7 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-interface ExitParticipant {
-  /** Kills what is still running and removes files, synchronously: no event-loop turn is left. */
-  destroySync(): void;
-}
-
-const participants = new Set<ExitParticipant>();
-const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
-function cleanupAll(): void {
-  for (const p of [...participants]) {
-    try {
-      p.destroySync();
-    } catch {
-      // the process is going away; keep cleaning the others
-    }
-  }
-  participants.clear();
-}
-
-function onSignal(signal: NodeJS.Signals): void {
-  cleanupAll();
-  uninstall();
-  // Our listener replaced Node's default "exit on signal"; restore that unless someone else handles the signal.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-}
-
-function install(): void {
-  process.on('exit', cleanupAll);
-  for (const s of SIGNALS) process.on(s, onSignal);
-}
-
-function uninstall(): void {
-  process.off('exit', cleanupAll);
-  for (const s of SIGNALS) process.off(s, onSignal);
-}
-
-export function registerForExit(p: ExitParticipant): void {
-  if (participants.size === 0) install();
-  participants.add(p);
-}
-
-export function unregisterForExit(p: ExitParticipant): void {
-  if (participants.delete(p) && participants.size === 0) uninstall();
-}
+export { registerForExit, unregisterForExit } from '../exit-cleanup.js';
 
 /**
  * Pids of programs started by a kubetest owner process that no longer exists (found by OWNER_ENV in
