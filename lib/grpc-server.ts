@@ -1,8 +1,30 @@
 /**
  * What every gRPC server of the project (the CA, xDS, the controller's 15012) does alike: TLS or plaintext
- * credentials, binding a host:port, and a graceful shutdown with a hard deadline.
+ * credentials, binding a host:port, a graceful shutdown with a hard deadline, and turning a typed error into the
+ * status a call or stream ends with.
  */
 import * as grpc from '@grpc/grpc-js';
+import { describeError, errorCode } from './errors.js';
+
+/** The status a server answers with for an error: what the caller sees, and the stable code for logs and metrics. */
+export interface GrpcStatusReply {
+  readonly code: grpc.status;
+  /** Sent to the caller: says what was wrong, without revealing internals on INTERNAL. */
+  readonly details: string;
+  /** The stable code, for the log line and the metric. */
+  readonly errorCode: string;
+}
+
+/**
+ * Maps `err` through `statusOfCode` (stable error code -> status). An error whose code is not listed is an
+ * unexpected failure: INTERNAL with `internalDetails`, its own message kept for the server's log only.
+ */
+export function statusReplyOf(err: unknown, statusOfCode: Readonly<Record<string, grpc.status>>, internalDetails: string): GrpcStatusReply {
+  const code = errorCode(err);
+  const mapped = statusOfCode[code];
+  if (mapped === undefined) return { code: grpc.status.INTERNAL, details: internalDetails, errorCode: code };
+  return { code: mapped, details: describeError(err), errorCode: code };
+}
 
 /** TLS with the serving chain (clients authenticate with a bearer token, not a client certificate), or plaintext for tests. */
 export type GrpcServerTransport =

@@ -5,7 +5,7 @@
  * status back into a typed error. A registry, not a switch, so adding a code is one line.
  */
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { errorCode, describeError } from '../errors.js';
+import { statusReplyOf, type GrpcStatusReply } from '../grpc-server.js';
 import { CaError, CaErrorCode, CaRefusedError, IdentityErrorCode } from './errors.js';
 
 /** Request metadata (Struct) key of the identity a node proxy asks for on behalf of a pod (istiod server.go). */
@@ -26,23 +26,10 @@ const STATUS_OF_CODE: Readonly<Record<string, GrpcStatus>> = {
   [IdentityErrorCode.BAD_SPIFFE_ID]: GrpcStatus.INVALID_ARGUMENT,
 };
 
-export interface GrpcStatusReply {
-  readonly code: GrpcStatus;
-  /** Sent to the caller: says what was wrong without revealing internals on INTERNAL. */
-  readonly details: string;
-  /** The stable code, for the log line and metrics. */
-  readonly errorCode: string;
-}
-
 /** Server: the status to answer with for an error thrown while handling CreateCertificate. */
 export function grpcStatusOf(err: unknown): GrpcStatusReply {
-  const code = errorCode(err);
-  const mapped = STATUS_OF_CODE[code];
-  if (mapped === undefined) {
-    // Unexpected failures (a bug, a broken signing key) are logged in full but not described to the caller.
-    return { code: GrpcStatus.INTERNAL, details: 'internal error while signing the certificate; see the CA logs', errorCode: code };
-  }
-  return { code: mapped, details: describeError(err), errorCode: code };
+  // Unexpected failures (a bug, a broken signing key) are logged in full but not described to the caller.
+  return statusReplyOf(err, STATUS_OF_CODE, 'internal error while signing the certificate; see the CA logs');
 }
 
 /** Statuses that mean "the CA was not reached or did not finish": worth retrying unchanged. */

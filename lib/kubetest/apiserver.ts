@@ -455,7 +455,7 @@ export async function startApiServer(opts: StartApiServerOptions = {}): Promise<
       writeFileSync(p, content, { mode });
       return p;
     };
-    const caFile = file('ca.crt', pki.caCertPem, 0o644);
+    file('ca.crt', pki.caCertPem, 0o644);
     file('ca.key', pki.caKeyPem);
     const servingCert = file('apiserver.crt', pki.servingCertPem, 0o644);
     const servingKey = file('apiserver.key', pki.servingKeyPem);

@@ -5,7 +5,7 @@
  * xds_protocol#incremental-xds); Istio's rules in reference/control-plane.md §7 and reference/ztunnel.md §3.1.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { describeError, errorCode } from '../errors.js';
+import { statusReplyOf, type GrpcStatusReply } from '../grpc-server.js';
 import { AUTHORIZATION_HEADER, CLUSTER_ID_HEADER } from '../identity/ca-protocol.js';
 import { XdsErrorCode } from './errors.js';
 
@@ -28,22 +28,9 @@ const STATUS_OF_CODE: Readonly<Record<string, GrpcStatus>> = {
   [XdsErrorCode.SHUTTING_DOWN]: GrpcStatus.UNAVAILABLE,
 };
 
-export interface XdsStatusReply {
-  readonly code: GrpcStatus;
-  /** Sent to the client. */
-  readonly details: string;
-  /** The stable code, for the log line and the metric. */
-  readonly errorCode: string;
-}
-
 /** Server: the status a stream is closed with for `err`. */
-export function xdsStatusOf(err: unknown): XdsStatusReply {
-  const code = errorCode(err);
-  const mapped = STATUS_OF_CODE[code];
-  if (mapped === undefined) {
-    return { code: GrpcStatus.INTERNAL, details: 'internal error in the xDS server; see the control plane logs', errorCode: code };
-  }
-  return { code: mapped, details: describeError(err), errorCode: code };
+export function xdsStatusOf(err: unknown): GrpcStatusReply {
+  return statusReplyOf(err, STATUS_OF_CODE, 'internal error in the xDS server; see the control plane logs');
 }
 
 /**
