@@ -209,19 +209,7 @@ export class NodeAgent implements CniEventHandler {
     if (existing?.enrolled === true && !(await this.#takeOut(existing, log))) {
       throw new CniAgentError(CniAgentErrorCode.RULES_FAILED, `pod ${pod} is no longer enrolled but its redirection could not be removed`);
     }
-    const entry: PodEntry = {
-      uid: ev.podUid,
-      namespace: ev.podNamespace,
-      name: ev.podName,
-      serviceAccount: decision.serviceAccount ?? existing?.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT,
-      ips: ev.ips.length > 0 ? ev.ips : existing?.ips ?? [],
-      containerId: ev.containerId,
-      netnsPath: ev.netns,
-      netnsInode: peekInode(ev.netns, log),
-      netnsFd: undefined,
-      acked: false,
-      enrolled: false,
-    };
+    const entry = podEntryOf(ev, decision, existing, { netnsInode: peekInode(ev.netns, log), netnsFd: undefined, acked: false, enrolled: false });
     this.pods.set(entry);
     log.debug({ reason: decision.reason, netns: ev.netns }, 'pod not enrolled; remembered in case that changes');
     return { enrolled: false, message: `not enrolled: ${decision.reason}` };
@@ -248,19 +236,7 @@ export class NodeAgent implements CniEventHandler {
       if (!sameNetns) closeFd(fd);
       throw new CniAgentError(CniAgentErrorCode.RULES_FAILED, `redirecting pod ${pod} failed`, { cause: err });
     }
-    const entry: PodEntry = {
-      uid: ev.podUid,
-      namespace: ev.podNamespace,
-      name: ev.podName,
-      serviceAccount: decision.serviceAccount ?? existing?.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT,
-      ips: ev.ips.length > 0 ? ev.ips : existing?.ips ?? [],
-      containerId: ev.containerId,
-      netnsPath: ev.netns,
-      netnsInode: inode,
-      netnsFd: fd,
-      acked: sameNetns && existing.acked,
-      enrolled: true,
-    };
+    const entry = podEntryOf(ev, decision, existing, { netnsInode: inode, netnsFd: fd, acked: sameNetns && existing.acked, enrolled: true });
     this.pods.set(entry); // persists; closes a replaced namespace's descriptor
     log.info({ netns: ev.netns, ips: entry.ips, serviceAccount: entry.serviceAccount }, 'in-pod redirection applied');
     this.#annotate(entry, entry.acked ? 'enabled' : 'pending');
@@ -549,4 +525,23 @@ function peekInode(path: string, log: Logger): number {
     log.debug({ netns: path, err: describeError(err) }, 'cannot read the netns inode of a pod not enrolled');
     return 0;
   }
+}
+
+/** The entry for a pod from its CNI event; what the event leaves out (no IPs, no service account) is kept from before. */
+function podEntryOf(
+  ev: CniPodEvent,
+  decision: EnrollmentDecision,
+  existing: PodEntry | undefined,
+  netns: Pick<PodEntry, 'netnsInode' | 'netnsFd' | 'acked' | 'enrolled'>,
+): PodEntry {
+  return {
+    uid: ev.podUid,
+    namespace: ev.podNamespace,
+    name: ev.podName,
+    serviceAccount: decision.serviceAccount ?? existing?.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT,
+    ips: ev.ips.length > 0 ? ev.ips : existing?.ips ?? [],
+    containerId: ev.containerId,
+    netnsPath: ev.netns,
+    ...netns,
+  };
 }

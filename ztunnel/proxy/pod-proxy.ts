@@ -31,7 +31,7 @@ import { authorize, type ConnectionAttributes } from '../policy/rbac.js';
 import { workloadWithDefaults, type Workload } from '../state/model.js';
 import type { WorkloadStore } from '../state/store.js';
 import { type ConnectionRecord, logConnection, trafficLabels } from '../telemetry/connection.js';
-import { ConnectionTracker } from './connections.js';
+import { ConnectionTracker, type TrackedConnection } from './connections.js';
 import { copyBidirectional } from './copy.js';
 import { identityOf, resolveInbound, routeOutbound } from './route.js';
 
@@ -273,6 +273,19 @@ export class PodProxy {
     logConnection(this.#ctx.logger, rec, { bytesSent: requestBytes, bytesRecv: responseBytes, flag, error });
   }
 
+  /**
+   * A connection that reached its destination: counted as opened and tracked (for config_dump and for policy
+   * rechecks) until the returned `done` counts it closed and writes its access-log line.
+   */
+  #opened(rec: ConnectionRecord, tracked: TrackedConnection): (requestBytes: number, responseBytes: number, error?: string) => void {
+    this.#ctx.metrics.connectionOpened(trafficLabels(rec));
+    const remove = this.#tracker.add(tracked);
+    return (requestBytes, responseBytes, error) => {
+      remove();
+      this.#finish(rec, requestBytes, responseBytes, '-', error);
+    };
+  }
+
   #fail(rec: ConnectionRecord, flag: ResponseFlag, error: string): void {
     this.#ctx.metrics.connectionFailed(trafficLabels(rec, flag));
     logConnection(this.#ctx.logger, rec, { bytesSent: 0, bytesRecv: 0, flag, error });
@@ -334,17 +347,14 @@ export class PodProxy {
         resetSocket(client);
         return;
       }
-      const labels = trafficLabels(rec);
-      this.#ctx.metrics.connectionOpened(labels);
-      const remove = this.#tracker.add({
+      const done = this.#opened(rec, {
         direction: 'outbound',
         summary: { src: rec.srcAddr, originalDst: addr(dst.address, dst.port), actualDst: rec.dstAddr, protocol: 'HBONE' },
         attributes: undefined,
         close: () => resetSocket(client),
       });
       const r = await spliceTunnel(client, stream);
-      remove();
-      this.#finish(rec, r.bytesFromSocket, r.bytesToSocket, '-', r.reset && r.error ? describeError(r.error) : undefined);
+      done(r.bytesFromSocket, r.bytesToSocket, r.reset && r.error ? describeError(r.error) : undefined);
       return;
     }
 
@@ -370,16 +380,14 @@ export class PodProxy {
       resetSocket(client);
       return;
     }
-    this.#ctx.metrics.connectionOpened(trafficLabels(rec));
-    const remove = this.#tracker.add({
+    const done = this.#opened(rec, {
       direction: 'outbound',
       summary: { src: rec.srcAddr, originalDst: addr(dst.address, dst.port), actualDst: rec.dstAddr, protocol: 'TCP' },
       attributes: undefined,
       close: () => resetSocket(client),
     });
     const r = await copyBidirectional(client, upstream);
-    remove();
-    this.#finish(rec, r.fromClient, r.toClient, '-');
+    done(r.fromClient, r.toClient);
   }
 
   async #onInboundHbone(req: HboneInboundRequest, signal: AbortSignal): Promise<HboneInboundDecision> {
@@ -426,9 +434,7 @@ export class PodProxy {
       this.#fail(rec, 'CONNECT', describeError(err));
       return { status: 503, code: errorCode(err), reason: describeError(err) };
     }
-    const labels = trafficLabels(rec);
-    this.#ctx.metrics.connectionOpened(labels);
-    const remove = this.#tracker.add({
+    const done = this.#opened(rec, {
       direction: 'inbound',
       summary: { src: rec.srcAddr, originalDst: req.authority, actualDst: addr(req.localAddress, resolved.port), protocol: 'HBONE' },
       attributes,
@@ -443,11 +449,8 @@ export class PodProxy {
       responseHeaders: {
         baggage: baggageOf(local),
       },
-      onClosed: (r) => {
-        remove();
-        // The spliced socket is the app: what was written to it is the request, what it sent is the response.
-        this.#finish(rec, r.bytesToSocket, r.bytesFromSocket, '-');
-      },
+      // The spliced socket is the app: what was written to it is the request, what it sent is the response.
+      onClosed: (r) => done(r.bytesToSocket, r.bytesFromSocket),
     };
   }
 
@@ -496,8 +499,7 @@ export class PodProxy {
       resetSocket(client);
       return;
     }
-    this.#ctx.metrics.connectionOpened(trafficLabels(rec));
-    const remove = this.#tracker.add({
+    const done = this.#opened(rec, {
       direction: 'inbound',
       summary: { src: rec.srcAddr, originalDst: rec.dstAddr, actualDst: rec.dstAddr, protocol: 'TCP' },
       attributes,
@@ -507,7 +509,6 @@ export class PodProxy {
       },
     });
     const r = await copyBidirectional(client, upstream);
-    remove();
-    this.#finish(rec, r.fromClient, r.toClient, '-');
+    done(r.fromClient, r.toClient);
   }
 }
