@@ -4,7 +4,9 @@
  *   - bulk throughput: iperf3, one TCP stream, direct vs through the pair;
  *   - request rate: wrk, 16 keep-alive connections, closed loop (max rps);
  *   - latency: fixed 1000 rps, 16 connections, 1 kB request and response, p50/p90/p99 (Istio's method);
- *   - proxy peak RSS and CPU seconds.
+ *   - proxy peak RSS and CPU seconds;
+ *   - calibration: iperf3 through a pair of plain Node TCP relays, and through a pair of Node mutual-TLS relays
+ *     (no HTTP/2), to separate what Node's sockets and TLS cost from what HBONE adds.
  * Prints a table and writes bench/results/hbone.json. BENCH_SECONDS sets each run's length (default 10).
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -49,6 +51,11 @@ async function main(): Promise<void> {
   const iperfEntry = await clientFor(`127.0.0.1:${iperfPort}`);
   const httpEntry = await clientFor(`127.0.0.1:${nginxPort}`);
   const proxies = (client: ChildProcess): number[] => [server.child.pid as number, client.pid as number];
+  const tcpRelay2 = await startPairEnd({ role: 'tcp-relay', targetPort: iperfPort });
+  const tcpRelay1 = await startPairEnd({ role: 'tcp-relay', targetPort: tcpRelay2.port });
+  const tlsServer = await startPairEnd({ role: 'tls-server', certificate: serverCert, targetPort: iperfPort });
+  const tlsClient = await startPairEnd({ role: 'tls-client', certificate: clientCert, serverPort: tlsServer.port, serverIdentity: ids.server });
+  const calibration = [tcpRelay1, tcpRelay2, tlsServer, tlsClient];
 
   try {
     // Bulk throughput.
@@ -56,6 +63,8 @@ async function main(): Promise<void> {
     const rssBulk = new PeakRss(proxies(iperfEntry.child));
     const tunnelGbps = await iperfClient('127.0.0.1', iperfEntry.port, SECONDS);
     rssBulk.stop();
+    const tcpRelayGbps = await iperfClient('127.0.0.1', tcpRelay1.port, SECONDS);
+    const tlsRelayGbps = await iperfClient('127.0.0.1', tlsClient.port, SECONDS);
 
     // Max request rate.
     const wrkDirect = await wrk(`http://127.0.0.1:${nginxPort}/payload`, 16, SECONDS);
@@ -76,6 +85,8 @@ async function main(): Promise<void> {
     const rows: Row[] = [
       { measure: 'iperf3 1 stream', path: 'direct', 'Gbit/s': directGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
       { measure: 'iperf3 1 stream', path: 'HBONE pair', 'Gbit/s': tunnelGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': peak(rssBulk) },
+      { measure: 'iperf3 1 stream', path: 'calib: Node TCP relay pair', 'Gbit/s': tcpRelayGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
+      { measure: 'iperf3 1 stream', path: 'calib: Node mTLS relay pair', 'Gbit/s': tlsRelayGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
       { measure: 'wrk 16 conns (max rps)', path: 'direct', 'Gbit/s': '', rps: Math.round(wrkDirect.rps), 'p50 ms': wrkDirect.p50Ms, 'p90 ms': '', 'p99 ms': wrkDirect.p99Ms, 'proxies RSS MiB': '' },
       { measure: 'wrk 16 conns (max rps)', path: 'HBONE pair', 'Gbit/s': '', rps: Math.round(wrkTunnel.rps), 'p50 ms': wrkTunnel.p50Ms, 'p90 ms': '', 'p99 ms': wrkTunnel.p99Ms, 'proxies RSS MiB': '' },
       { measure: '1000 rps, 16 conns, 1 kB', path: 'direct', 'Gbit/s': '', rps: Math.round(latDirect.achievedRps), 'p50 ms': latDirect.p50Ms, 'p90 ms': latDirect.p90Ms, 'p99 ms': latDirect.p99Ms, 'proxies RSS MiB': '' },
@@ -84,20 +95,23 @@ async function main(): Promise<void> {
     printTable(`HBONE pair vs direct on loopback (${SECONDS} s per run)`, rows);
     const summary = {
       throughputRatio: tunnelGbps / directGbps,
+      // What a pair of Node processes reaches on the same path with no HBONE: the ceiling for any Node proxy pair.
+      calibration: { tcpRelayPairRatio: tcpRelayGbps / directGbps, tlsRelayPairRatio: tlsRelayGbps / directGbps },
       maxRpsRatio: wrkTunnel.rps / wrkDirect.rps,
       addedLatencyMs: { p50: latTunnel.p50Ms - latDirect.p50Ms, p90: latTunnel.p90Ms - latDirect.p90Ms, p99: latTunnel.p99Ms - latDirect.p99Ms },
       proxiesVcpuAt1000Rps: vcpuPer1000,
       errors: { direct: latDirect.errors, tunnel: latTunnel.errors },
     };
     console.log(
-      `\nthroughput ratio ${(summary.throughputRatio * 100).toFixed(1)}% of direct (goal >= 40%); max rps ratio ${(summary.maxRpsRatio * 100).toFixed(1)}%; ` +
+      `\nthroughput ratio ${(summary.throughputRatio * 100).toFixed(1)}% of direct (goal >= 40%; a plain Node TCP relay pair reaches ` +
+        `${(summary.calibration.tcpRelayPairRatio * 100).toFixed(1)}%, an mTLS relay pair ${(summary.calibration.tlsRelayPairRatio * 100).toFixed(1)}%); max rps ratio ${(summary.maxRpsRatio * 100).toFixed(1)}%; ` +
         `added latency p50 ${summary.addedLatencyMs.p50.toFixed(3)} ms, p90 ${summary.addedLatencyMs.p90.toFixed(3)} ms, p99 ${summary.addedLatencyMs.p99.toFixed(3)} ms; ` +
         `both proxies ${vcpuPer1000.toFixed(3)} vCPU at 1000 rps`,
     );
     const file = writeResults('hbone', { seconds: SECONDS, rows, summary, latency: { direct: latDirect, tunnel: latTunnel } });
     console.log(`results: ${file}`);
   } finally {
-    for (const c of [server.child, iperfEntry.child, httpEntry.child, iperf]) c.kill('SIGKILL');
+    for (const c of [server.child, iperfEntry.child, httpEntry.child, ...calibration.map((e) => e.child), iperf]) c.kill('SIGKILL');
     nginx.stop();
   }
 }
