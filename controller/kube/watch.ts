@@ -15,7 +15,7 @@ import {
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { ClusterState } from '../model/snapshot.js';
+import { perKind, type ClusterState } from '../model/snapshot.js';
 import {
   authorizationPolicyRecord,
   endpointSliceRecord,
@@ -50,24 +50,8 @@ const RESTART_INITIAL_MS = 500;
 const RESTART_MAX_MS = 30_000;
 
 export class ClusterWatch {
-  readonly #maps: { [K in Kind]: Map<string, unknown> } = {
-    namespaces: new Map(),
-    nodes: new Map(),
-    pods: new Map(),
-    services: new Map(),
-    endpointSlices: new Map(),
-    authorizationPolicies: new Map(),
-    peerAuthentications: new Map(),
-  };
-  readonly #frozen: { [K in Kind]: ReadonlyMap<string, unknown> } = {
-    namespaces: new Map(),
-    nodes: new Map(),
-    pods: new Map(),
-    services: new Map(),
-    endpointSlices: new Map(),
-    authorizationPolicies: new Map(),
-    peerAuthentications: new Map(),
-  };
+  readonly #maps: { [K in Kind]: Map<string, unknown> } = perKind(() => new Map());
+  readonly #frozen: { [K in Kind]: ReadonlyMap<string, unknown> } = perKind(() => new Map());
   readonly #dirty = new Set<Kind>();
   readonly #rejections = new Map<string, KubeRejection>();
   readonly #listeners = new Set<(e: WatchEvent) => void>();

@@ -49,16 +49,21 @@ export interface ClusterState {
   readonly peerAuthentications: ReadonlyMap<string, PeerAuthenticationRecord>;
 }
 
-export function emptyClusterState(): ClusterState {
+/** One value per kind of object the cluster state holds (a map per kind, a counter per kind, ...). */
+export function perKind<V>(make: (kind: keyof ClusterState) => V): { [K in keyof ClusterState]: V } {
   return {
-    namespaces: new Map(),
-    nodes: new Map(),
-    pods: new Map(),
-    services: new Map(),
-    endpointSlices: new Map(),
-    authorizationPolicies: new Map(),
-    peerAuthentications: new Map(),
+    namespaces: make('namespaces'),
+    nodes: make('nodes'),
+    pods: make('pods'),
+    services: make('services'),
+    endpointSlices: make('endpointSlices'),
+    authorizationPolicies: make('authorizationPolicies'),
+    peerAuthentications: make('peerAuthentications'),
   };
+}
+
+export function emptyClusterState(): ClusterState {
+  return perKind(() => new Map<string, never>());
 }
 
 /** A policy accepted with a caveat or not sent; the caller writes it as a status condition (reason UnsupportedValue). */
