@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test tiers (README "Tests"). `node scripts/run-tests.mjs [tier ...]`; no tier = all tiers.
+// Builds, then runs the test tiers (README "Tests"). `node scripts/run-tests.mjs [tier ...]`; no tier = all tiers.
 // Tiers that need root or external programs fail loudly when those are missing; none is skipped quietly.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -34,9 +34,11 @@ for (const t of requested) {
   }
 }
 const tiers = requested.length > 0 ? requested : Object.keys(TIERS);
-if (!existsSync(join(root, 'dist'))) {
-  console.error('run-tests: dist/ is missing; run `npm run build` first');
-  process.exit(2);
+// Always build first: a test run against a stale dist/ tests code that is not in the tree.
+const build = spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) {
+  console.error('run-tests: the build failed; no tests were run');
+  process.exit(1);
 }
 
 let failed = false;

@@ -4,7 +4,7 @@
 #
 #   scripts/tools/kube-apiserver.sh            prints the path of the binary (building it if needed)
 #
-# Why a Go module and not a release tarball: this machine reaches the Go module proxy but not dl.k8s.io.
+# Why a Go module and not a release tarball: this machine reaches the Go module proxy and no download site.
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver, ...) with ./staging paths, which
 # a dependent module cannot use; so the harness module pins each staging module to the matching v0.<minor>.<patch>.
 set -euo pipefail
@@ -18,8 +18,10 @@ STAGING_VERSION="v0.${KUBE_VERSION#v1.}"
 WORK="$CACHE/build/kube-apiserver-$KUBE_VERSION"
 mkdir -p "$WORK" "$CACHE/bin"
 cd "$WORK"
-MODFILE_URL="${GOPROXY_BASE:-https://proxy.golang.org}/k8s.io/kubernetes/@v/$KUBE_VERSION.mod"
-upstream_mod="$(curl -fsSL "$MODFILE_URL")" || { echo "kube-apiserver.sh: cannot read $MODFILE_URL" >&2; exit 1; }
+# Go's own client reads the module (and its go.mod) through whatever GOPROXY this machine is configured with.
+modfile="$(go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+[[ -n "$modfile" && -f "$modfile" ]] || { echo "kube-apiserver.sh: go mod download k8s.io/kubernetes@$KUBE_VERSION gave no go.mod" >&2; exit 1; }
+upstream_mod="$(cat "$modfile")"
 go_line="$(grep -E '^go ' <<<"$upstream_mod" | head -1)"
 {
   echo "module ambient-mesh/kube-apiserver-build"
