@@ -15,7 +15,14 @@ import { request } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createNamespace, createServiceAccount, installCrds, kubeRequestOk, startApiServer, type ApiServer } from '../lib/kubetest/index.js';
+import {
+  createNamespace,
+  createServiceAccount,
+  installCrds,
+  kubeRequestOk,
+  startApiServer,
+  type ApiServer,
+} from '../testbed/kubeapi/index.js';
 import { tokenFromFile } from '../lib/identity/ca-client.js';
 import { TypeUrl } from '../lib/proto/index.js';
 import { XdsClient } from '../lib/xds/client.js';
@@ -151,30 +158,49 @@ async function main(): Promise<void> {
       kubeRequestOk(kc, {
         method: 'POST',
         path: `/api/v1/namespaces/bench-${s % NAMESPACES}/services`,
-        body: { metadata: { name: `svc-${s}` }, spec: { selector: { svc: `svc-${s}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+        body: {
+          metadata: { name: `svc-${s}` },
+          spec: { selector: { svc: `svc-${s}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+        },
       }),
     );
     // The ztunnel pod identity used by both the real ztunnel and the in-process client.
     const zpod = (await kubeRequestOk(kc, {
       method: 'POST',
       path: '/api/v1/namespaces/istio-system/pods',
-      body: { metadata: { name: 'ztunnel-node-0', labels: { app: 'ztunnel' } }, spec: { nodeName: 'node-0', serviceAccountName: 'ztunnel', containers: [{ name: 'z', image: 'x' }] } },
+      body: {
+        metadata: { name: 'ztunnel-node-0', labels: { app: 'ztunnel' } },
+        spec: { nodeName: 'node-0', serviceAccountName: 'ztunnel', containers: [{ name: 'z', image: 'x' }] },
+      },
     })) as { metadata: { uid: string } };
-    const { token } = await api.createServiceAccountToken('istio-system', 'ztunnel', { audiences: ['istio-ca'], boundPod: { name: 'ztunnel-node-0', uid: zpod.metadata.uid }, expirationSeconds: 3600 });
+    const { token } = await api.createServiceAccountToken('istio-system', 'ztunnel', {
+      audiences: ['istio-ca'],
+      boundPod: { name: 'ztunnel-node-0', uid: zpod.metadata.uid },
+      expirationSeconds: 3600,
+    });
     const tokenPath = join(dir, 'token');
     writeFileSync(tokenPath, token);
 
     const grpcPort = await freePort();
     const httpPort = await freePort();
     controller = spawn(process.execPath, [PROGRAMS.controller, '--kubeconfig', api.kubeconfigPath], {
-      env: { ...process.env, LOG_LEVEL: 'warn', SECURE_GRPC_ADDR: `127.0.0.1:${grpcPort}`, HTTP_ADDR: `127.0.0.1:${httpPort}`, MONITORING_ADDR: `127.0.0.1:${await freePort()}`, POD_NAMESPACE: 'istio-system' },
+      env: {
+        ...process.env,
+        LOG_LEVEL: 'warn',
+        SECURE_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
+        HTTP_ADDR: `127.0.0.1:${httpPort}`,
+        MONITORING_ADDR: `127.0.0.1:${await freePort()}`,
+        POD_NAMESPACE: 'istio-system',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     controller.stdout?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
     controller.stderr?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
     const core = await (async () => {
       for (let i = 0; i < 200; i++) {
-        const cm = await kubeRequestOk(kc, { method: 'GET', path: '/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert' }).catch(() => undefined);
+        const cm = await kubeRequestOk(kc, { method: 'GET', path: '/api/v1/namespaces/istio-system/configmaps/istio-ca-root-cert' }).catch(
+          () => undefined,
+        );
         if (cm) return cm as { data: Record<string, string> };
         if (controller?.exitCode !== null) throw new Error(`controller exited: ${out}`);
         await new Promise((r) => setTimeout(r, 100));
@@ -194,13 +220,24 @@ async function main(): Promise<void> {
         await kubeRequestOk(kc, {
           method: 'POST',
           path: `/api/v1/namespaces/${ns}/pods`,
-          body: { metadata: { name: `pod-${i}`, labels: { svc: `svc-${svcOf(i)}` } }, spec: { nodeName: `node-${i % NODES}`, containers: [{ name: 'app', image: 'x' }] } },
+          body: {
+            metadata: { name: `pod-${i}`, labels: { svc: `svc-${svcOf(i)}` } },
+            spec: { nodeName: `node-${i % NODES}`, containers: [{ name: 'app', image: 'x' }] },
+          },
         });
         await kubeRequestOk(kc, {
           method: 'PATCH',
           path: `/api/v1/namespaces/${ns}/pods/pod-${i}/status`,
           contentType: 'application/merge-patch+json',
-          body: { status: { phase: 'Running', podIP: podIp(i), podIPs: [{ ip: podIp(i) }], hostIP: '172.30.0.1', conditions: [{ type: 'Ready', status: 'True' }] } },
+          body: {
+            status: {
+              phase: 'Running',
+              podIP: podIp(i),
+              podIPs: [{ ip: podIp(i) }],
+              hostIP: '172.30.0.1',
+              conditions: [{ type: 'Ready', status: 'True' }],
+            },
+          },
         });
       });
       created = upTo;
@@ -212,10 +249,17 @@ async function main(): Promise<void> {
           path: `/apis/discovery.k8s.io/v1/namespaces/bench-${s % NAMESPACES}/endpointslices/svc-${s}?fieldManager=bench&force=true`,
           contentType: 'application/apply-patch+yaml',
           body: {
-            apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+            apiVersion: 'discovery.k8s.io/v1',
+            kind: 'EndpointSlice',
+            addressType: 'IPv4',
             metadata: { name: `svc-${s}`, namespace: `bench-${s % NAMESPACES}`, labels: { 'kubernetes.io/service-name': `svc-${s}` } },
             ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-            endpoints: pods.map((i) => ({ addresses: [podIp(i)], conditions: { ready: true }, nodeName: `node-${i % NODES}`, targetRef: { kind: 'Pod', namespace: nsOf(i), name: `pod-${i}` } })),
+            endpoints: pods.map((i) => ({
+              addresses: [podIp(i)],
+              conditions: { ready: true },
+              nodeName: `node-${i % NODES}`,
+              targetRef: { kind: 'Pod', namespace: nsOf(i), name: `pod-${i}` },
+            })),
           },
         });
       });
@@ -230,7 +274,11 @@ async function main(): Promise<void> {
       const view = new ZtunnelView(address, rootCertPem, tokenPath, 'node-0');
       const tc = performance.now();
       view.client.start();
-      await view.until(() => [...view.store.workloads()].filter((w) => w.namespace.startsWith('bench-') && w.workloadIps.length > 0).length >= scale && view.store.counts.services >= SERVICES);
+      await view.until(
+        () =>
+          [...view.store.workloads()].filter((w) => w.namespace.startsWith('bench-') && w.workloadIps.length > 0).length >= scale &&
+          view.store.counts.services >= SERVICES,
+      );
       const fullPushMs = performance.now() - tc;
       const fullPushBytes = view.bytes;
       const fullPushResources = view.resources;
@@ -240,9 +288,19 @@ async function main(): Promise<void> {
       const zt0 = performance.now();
       const z = spawn(process.execPath, [PROGRAMS.ztunnel], {
         env: {
-          ...process.env, LOG_LEVEL: 'warn', XDS_ADDRESS: address, XDS_ROOT_CA: rootPath, ALT_XDS_HOSTNAME: 'istiod.istio-system.svc',
-          AUTH_TOKEN: tokenPath, INPOD_ENABLED: 'false', NODE_NAME: 'node-0', POD_NAME: 'ztunnel-node-0', POD_NAMESPACE: 'istio-system',
-          ZTUNNEL_ADMIN_ADDRESS: `127.0.0.1:${zAdmin}`, ZTUNNEL_READINESS_ADDRESS: `127.0.0.1:${zReady}`, ZTUNNEL_STATS_ADDRESS: `127.0.0.1:${zStats}`,
+          ...process.env,
+          LOG_LEVEL: 'warn',
+          XDS_ADDRESS: address,
+          XDS_ROOT_CA: rootPath,
+          ALT_XDS_HOSTNAME: 'istiod.istio-system.svc',
+          AUTH_TOKEN: tokenPath,
+          INPOD_ENABLED: 'false',
+          NODE_NAME: 'node-0',
+          POD_NAME: 'ztunnel-node-0',
+          POD_NAMESPACE: 'istio-system',
+          ZTUNNEL_ADMIN_ADDRESS: `127.0.0.1:${zAdmin}`,
+          ZTUNNEL_READINESS_ADDRESS: `127.0.0.1:${zReady}`,
+          ZTUNNEL_STATS_ADDRESS: `127.0.0.1:${zStats}`,
         },
         stdio: 'ignore',
       });
@@ -270,10 +328,24 @@ async function main(): Promise<void> {
         // A fresh range per phase: earlier phases' probe pods still exist.
         const ip = `10.${201 + SCALES.indexOf(scale)}.${Math.floor(k / 250)}.${(k % 250) + 2}`;
         const start = performance.now();
-        await kubeRequestOk(kc, { method: 'POST', path: `/api/v1/namespaces/${ns}/pods`, body: { metadata: { name: `probe-${scale}-${k}` }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'x' }] } } });
         await kubeRequestOk(kc, {
-          method: 'PATCH', path: `/api/v1/namespaces/${ns}/pods/probe-${scale}-${k}/status`, contentType: 'application/merge-patch+json',
-          body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }], hostIP: '172.30.0.1', conditions: [{ type: 'Ready', status: 'True' }] } },
+          method: 'POST',
+          path: `/api/v1/namespaces/${ns}/pods`,
+          body: { metadata: { name: `probe-${scale}-${k}` }, spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'x' }] } },
+        });
+        await kubeRequestOk(kc, {
+          method: 'PATCH',
+          path: `/api/v1/namespaces/${ns}/pods/probe-${scale}-${k}/status`,
+          contentType: 'application/merge-patch+json',
+          body: {
+            status: {
+              phase: 'Running',
+              podIP: ip,
+              podIPs: [{ ip }],
+              hostIP: '172.30.0.1',
+              conditions: [{ type: 'Ready', status: 'True' }],
+            },
+          },
         });
         const applied = await view.until(() => view.store.workloadByIp('', ip) !== undefined);
         podLatency.push(applied - start);
@@ -286,7 +358,12 @@ async function main(): Promise<void> {
           method: 'PATCH',
           path: '/apis/security.istio.io/v1/namespaces/bench-0/authorizationpolicies/bench-policy?fieldManager=bench&force=true',
           contentType: 'application/apply-patch+yaml',
-          body: { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'bench-policy', namespace: 'bench-0' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { ports: [String(port)] } }] }] } },
+          body: {
+            apiVersion: 'security.istio.io/v1',
+            kind: 'AuthorizationPolicy',
+            metadata: { name: 'bench-policy', namespace: 'bench-0' },
+            spec: { action: 'DENY', rules: [{ to: [{ operation: { ports: [String(port)] } }] }] },
+          },
         });
         const applied = await view.until(() => view.store.policy('bench-0/bench-policy')?.rules[0]?.[0]?.[0]?.destinationPorts[0] === port);
         policyLatency.push(applied - start);
@@ -310,8 +387,12 @@ async function main(): Promise<void> {
 
     const rows: Row[] = results.map((r) => {
       const x = r as {
-        pods: number; podAddedMs: { p50: number; p99: number }; policyChangedMs: { p50: number; p99: number };
-        fullPush: { ms: number; bytes: number; resources: number }; ztunnel: { startToReadyMs: number; rssBytes: number }; controllerRssBytes: number;
+        pods: number;
+        podAddedMs: { p50: number; p99: number };
+        policyChangedMs: { p50: number; p99: number };
+        fullPush: { ms: number; bytes: number; resources: number };
+        ztunnel: { startToReadyMs: number; rssBytes: number };
+        controllerRssBytes: number;
       };
       return {
         pods: x.pods,

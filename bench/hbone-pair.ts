@@ -43,7 +43,11 @@ function revive(cert: WorkloadCertificate): WorkloadCertificate {
 
 process.once('message', async (msg: Setup) => {
   if (msg.role === 'tcp-relay') {
-    listening(createServer({ allowHalfOpen: true, noDelay: true }, (c) => relay(c, tcpConnect({ host: '127.0.0.1', port: msg.targetPort, noDelay: true }))));
+    listening(
+      createServer({ allowHalfOpen: true, noDelay: true }, (c) =>
+        relay(c, tcpConnect({ host: '127.0.0.1', port: msg.targetPort, noDelay: true })),
+      ),
+    );
     return;
   }
   const certificate = revive(msg.certificate);

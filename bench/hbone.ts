@@ -12,7 +12,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { issueCertificate, ids, testCa } from '../test/support/pki.js';
+import { issueCertificate, ids, testCa } from '../testbed/fixtures/pki.js';
 import { runFixedRate, type LatencySummary } from './lib/load.js';
 import { PeakRss, cpuSeconds } from './lib/proc.js';
 import { printTable, writeResults, type Row } from './lib/report.js';
@@ -22,7 +22,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function startPairEnd(setup: object): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(join(here, 'hbone-pair.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, LOG_LEVEL: 'warn' } });
+  const child = fork(join(here, 'hbone-pair.js'), [], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, LOG_LEVEL: 'warn' },
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port));
     child.once('exit', (code) => reject(new Error(`pair process exited with ${code}`)));
@@ -54,7 +57,12 @@ async function main(): Promise<void> {
   const tcpRelay2 = await startPairEnd({ role: 'tcp-relay', targetPort: iperfPort });
   const tcpRelay1 = await startPairEnd({ role: 'tcp-relay', targetPort: tcpRelay2.port });
   const tlsServer = await startPairEnd({ role: 'tls-server', certificate: serverCert, targetPort: iperfPort });
-  const tlsClient = await startPairEnd({ role: 'tls-client', certificate: clientCert, serverPort: tlsServer.port, serverIdentity: ids.server });
+  const tlsClient = await startPairEnd({
+    role: 'tls-client',
+    certificate: clientCert,
+    serverPort: tlsServer.port,
+    serverIdentity: ids.server,
+  });
   const calibration = [tcpRelay1, tcpRelay2, tlsServer, tlsClient];
 
   try {
@@ -72,7 +80,14 @@ async function main(): Promise<void> {
 
     // Latency at a fixed rate.
     const fixed = (port: number): Promise<LatencySummary> =>
-      runFixedRate({ url: `http://127.0.0.1:${port}/payload`, rps: 1000, connections: 16, durationMs: SECONDS * 1000, warmupMs: 2000, payloadBytes: 1024 });
+      runFixedRate({
+        url: `http://127.0.0.1:${port}/payload`,
+        rps: 1000,
+        connections: 16,
+        durationMs: SECONDS * 1000,
+        warmupMs: 2000,
+        payloadBytes: 1024,
+      });
     const latDirect = await fixed(nginxPort);
     const cpuBefore = proxies(httpEntry.child).map(cpuSeconds);
     const rssHttp = new PeakRss(proxies(httpEntry.child));
@@ -83,14 +98,86 @@ async function main(): Promise<void> {
 
     const peak = (r: PeakRss): number => mib([...r.peak.values()].reduce((a, b) => a + b, 0));
     const rows: Row[] = [
-      { measure: 'iperf3 1 stream', path: 'direct', 'Gbit/s': directGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
-      { measure: 'iperf3 1 stream', path: 'HBONE pair', 'Gbit/s': tunnelGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': peak(rssBulk) },
-      { measure: 'iperf3 1 stream', path: 'calib: Node TCP relay pair', 'Gbit/s': tcpRelayGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
-      { measure: 'iperf3 1 stream', path: 'calib: Node mTLS relay pair', 'Gbit/s': tlsRelayGbps, rps: '', 'p50 ms': '', 'p90 ms': '', 'p99 ms': '', 'proxies RSS MiB': '' },
-      { measure: 'wrk 16 conns (max rps)', path: 'direct', 'Gbit/s': '', rps: Math.round(wrkDirect.rps), 'p50 ms': wrkDirect.p50Ms, 'p90 ms': '', 'p99 ms': wrkDirect.p99Ms, 'proxies RSS MiB': '' },
-      { measure: 'wrk 16 conns (max rps)', path: 'HBONE pair', 'Gbit/s': '', rps: Math.round(wrkTunnel.rps), 'p50 ms': wrkTunnel.p50Ms, 'p90 ms': '', 'p99 ms': wrkTunnel.p99Ms, 'proxies RSS MiB': '' },
-      { measure: '1000 rps, 16 conns, 1 kB', path: 'direct', 'Gbit/s': '', rps: Math.round(latDirect.achievedRps), 'p50 ms': latDirect.p50Ms, 'p90 ms': latDirect.p90Ms, 'p99 ms': latDirect.p99Ms, 'proxies RSS MiB': '' },
-      { measure: '1000 rps, 16 conns, 1 kB', path: 'HBONE pair', 'Gbit/s': '', rps: Math.round(latTunnel.achievedRps), 'p50 ms': latTunnel.p50Ms, 'p90 ms': latTunnel.p90Ms, 'p99 ms': latTunnel.p99Ms, 'proxies RSS MiB': peak(rssHttp) },
+      {
+        measure: 'iperf3 1 stream',
+        path: 'direct',
+        'Gbit/s': directGbps,
+        rps: '',
+        'p50 ms': '',
+        'p90 ms': '',
+        'p99 ms': '',
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: 'iperf3 1 stream',
+        path: 'HBONE pair',
+        'Gbit/s': tunnelGbps,
+        rps: '',
+        'p50 ms': '',
+        'p90 ms': '',
+        'p99 ms': '',
+        'proxies RSS MiB': peak(rssBulk),
+      },
+      {
+        measure: 'iperf3 1 stream',
+        path: 'calib: Node TCP relay pair',
+        'Gbit/s': tcpRelayGbps,
+        rps: '',
+        'p50 ms': '',
+        'p90 ms': '',
+        'p99 ms': '',
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: 'iperf3 1 stream',
+        path: 'calib: Node mTLS relay pair',
+        'Gbit/s': tlsRelayGbps,
+        rps: '',
+        'p50 ms': '',
+        'p90 ms': '',
+        'p99 ms': '',
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: 'wrk 16 conns (max rps)',
+        path: 'direct',
+        'Gbit/s': '',
+        rps: Math.round(wrkDirect.rps),
+        'p50 ms': wrkDirect.p50Ms,
+        'p90 ms': '',
+        'p99 ms': wrkDirect.p99Ms,
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: 'wrk 16 conns (max rps)',
+        path: 'HBONE pair',
+        'Gbit/s': '',
+        rps: Math.round(wrkTunnel.rps),
+        'p50 ms': wrkTunnel.p50Ms,
+        'p90 ms': '',
+        'p99 ms': wrkTunnel.p99Ms,
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: '1000 rps, 16 conns, 1 kB',
+        path: 'direct',
+        'Gbit/s': '',
+        rps: Math.round(latDirect.achievedRps),
+        'p50 ms': latDirect.p50Ms,
+        'p90 ms': latDirect.p90Ms,
+        'p99 ms': latDirect.p99Ms,
+        'proxies RSS MiB': '',
+      },
+      {
+        measure: '1000 rps, 16 conns, 1 kB',
+        path: 'HBONE pair',
+        'Gbit/s': '',
+        rps: Math.round(latTunnel.achievedRps),
+        'p50 ms': latTunnel.p50Ms,
+        'p90 ms': latTunnel.p90Ms,
+        'p99 ms': latTunnel.p99Ms,
+        'proxies RSS MiB': peak(rssHttp),
+      },
     ];
     printTable(`HBONE pair vs direct on loopback (${SECONDS} s per run)`, rows);
     const summary = {
@@ -98,7 +185,11 @@ async function main(): Promise<void> {
       // What a pair of Node processes reaches on the same path with no HBONE: the ceiling for any Node proxy pair.
       calibration: { tcpRelayPairRatio: tcpRelayGbps / directGbps, tlsRelayPairRatio: tlsRelayGbps / directGbps },
       maxRpsRatio: wrkTunnel.rps / wrkDirect.rps,
-      addedLatencyMs: { p50: latTunnel.p50Ms - latDirect.p50Ms, p90: latTunnel.p90Ms - latDirect.p90Ms, p99: latTunnel.p99Ms - latDirect.p99Ms },
+      addedLatencyMs: {
+        p50: latTunnel.p50Ms - latDirect.p50Ms,
+        p90: latTunnel.p90Ms - latDirect.p90Ms,
+        p99: latTunnel.p99Ms - latDirect.p99Ms,
+      },
       proxiesVcpuAt1000Rps: vcpuPer1000,
       errors: { direct: latDirect.errors, tunnel: latTunnel.errors },
     };

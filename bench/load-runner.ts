@@ -7,7 +7,7 @@ import { runFixedRate, type FixedRateOptions } from './lib/load.js';
 const opts = JSON.parse(process.argv[2] ?? '{}') as FixedRateOptions;
 runFixedRate(opts).then(
   (r) => {
-    process.stdout.write(JSON.stringify(r) + '\n');
+    process.stdout.write(`${JSON.stringify(r)}\n`);
     process.exit(0);
   },
   (err: unknown) => {

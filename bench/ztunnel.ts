@@ -11,7 +11,7 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startNginx, type Pod } from '../lib/fakenode/index.js';
+import { startNginx, type Pod } from '../testbed/fakenode/index.js';
 import { MeshCluster } from '../localmesh/mesh-cluster.js';
 import type { LatencySummary } from './lib/load.js';
 import { PeakRss, cpuSeconds } from './lib/proc.js';
@@ -36,7 +36,9 @@ async function iperf(client: Pod, server: Pod): Promise<number> {
 }
 
 async function newConnectionsPerSecond(client: Pod, url: string): Promise<number> {
-  const r = await client.exec('wrk', ['-t', '2', '-c', '16', '-d', `${SECONDS}s`, '-H', 'Connection: close', url], { timeoutMs: (SECONDS + 30) * 1000 });
+  const r = await client.exec('wrk', ['-t', '2', '-c', '16', '-d', `${SECONDS}s`, '-H', 'Connection: close', url], {
+    timeoutMs: (SECONDS + 30) * 1000,
+  });
   return Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1] ?? 'NaN');
 }
 
@@ -75,15 +77,60 @@ async function main(): Promise<void> {
     rssAll.stop();
 
     const rows: Row[] = [
-      { measure: 'p50 ms @1000 rps, 16 conns, 1 kB', 'no mesh': plainLat.p50Ms, 'ztunnel→ztunnel': meshLat.p50Ms, 'added / ratio': `+${(meshLat.p50Ms - plainLat.p50Ms).toFixed(3)} ms` },
-      { measure: 'p90 ms', 'no mesh': plainLat.p90Ms, 'ztunnel→ztunnel': meshLat.p90Ms, 'added / ratio': `+${(meshLat.p90Ms - plainLat.p90Ms).toFixed(3)} ms` },
-      { measure: 'p99 ms', 'no mesh': plainLat.p99Ms, 'ztunnel→ztunnel': meshLat.p99Ms, 'added / ratio': `+${(meshLat.p99Ms - plainLat.p99Ms).toFixed(3)} ms` },
-      { measure: 'achieved rps (errors)', 'no mesh': `${Math.round(plainLat.achievedRps)} (${plainLat.errors})`, 'ztunnel→ztunnel': `${Math.round(meshLat.achievedRps)} (${meshLat.errors})`, 'added / ratio': '' },
-      { measure: 'iperf3 Gbit/s, 1 stream', 'no mesh': plainGbps, 'ztunnel→ztunnel': meshGbps, 'added / ratio': `${((meshGbps / plainGbps) * 100).toFixed(1)} %` },
-      { measure: 'new connections/s (wrk, Connection: close)', 'no mesh': Math.round(plainCps), 'ztunnel→ztunnel': Math.round(meshCps), 'added / ratio': `${((meshCps / plainCps) * 100).toFixed(1)} %` },
-      { measure: 'ztunnel RSS MiB at 1000 rps (node-1, node-2)', 'no mesh': '', 'ztunnel→ztunnel': rssAt1000.map(mib).join(', '), 'added / ratio': '' },
-      { measure: 'ztunnel peak RSS MiB incl. iperf3 (node-1, node-2)', 'no mesh': '', 'ztunnel→ztunnel': ztunnels.map((p) => mib(Math.max(rssAll.peak.get(p) ?? 0, rss.peak.get(p) ?? 0))).join(', '), 'added / ratio': '' },
-      { measure: 'ztunnel CPU s per 1000 requests (node-1, node-2)', 'no mesh': '', 'ztunnel→ztunnel': cpuPer1000.map((c) => c.toFixed(3)).join(', '), 'added / ratio': '' },
+      {
+        measure: 'p50 ms @1000 rps, 16 conns, 1 kB',
+        'no mesh': plainLat.p50Ms,
+        'ztunnel→ztunnel': meshLat.p50Ms,
+        'added / ratio': `+${(meshLat.p50Ms - plainLat.p50Ms).toFixed(3)} ms`,
+      },
+      {
+        measure: 'p90 ms',
+        'no mesh': plainLat.p90Ms,
+        'ztunnel→ztunnel': meshLat.p90Ms,
+        'added / ratio': `+${(meshLat.p90Ms - plainLat.p90Ms).toFixed(3)} ms`,
+      },
+      {
+        measure: 'p99 ms',
+        'no mesh': plainLat.p99Ms,
+        'ztunnel→ztunnel': meshLat.p99Ms,
+        'added / ratio': `+${(meshLat.p99Ms - plainLat.p99Ms).toFixed(3)} ms`,
+      },
+      {
+        measure: 'achieved rps (errors)',
+        'no mesh': `${Math.round(plainLat.achievedRps)} (${plainLat.errors})`,
+        'ztunnel→ztunnel': `${Math.round(meshLat.achievedRps)} (${meshLat.errors})`,
+        'added / ratio': '',
+      },
+      {
+        measure: 'iperf3 Gbit/s, 1 stream',
+        'no mesh': plainGbps,
+        'ztunnel→ztunnel': meshGbps,
+        'added / ratio': `${((meshGbps / plainGbps) * 100).toFixed(1)} %`,
+      },
+      {
+        measure: 'new connections/s (wrk, Connection: close)',
+        'no mesh': Math.round(plainCps),
+        'ztunnel→ztunnel': Math.round(meshCps),
+        'added / ratio': `${((meshCps / plainCps) * 100).toFixed(1)} %`,
+      },
+      {
+        measure: 'ztunnel RSS MiB at 1000 rps (node-1, node-2)',
+        'no mesh': '',
+        'ztunnel→ztunnel': rssAt1000.map(mib).join(', '),
+        'added / ratio': '',
+      },
+      {
+        measure: 'ztunnel peak RSS MiB incl. iperf3 (node-1, node-2)',
+        'no mesh': '',
+        'ztunnel→ztunnel': ztunnels.map((p) => mib(Math.max(rssAll.peak.get(p) ?? 0, rss.peak.get(p) ?? 0))).join(', '),
+        'added / ratio': '',
+      },
+      {
+        measure: 'ztunnel CPU s per 1000 requests (node-1, node-2)',
+        'no mesh': '',
+        'ztunnel→ztunnel': cpuPer1000.map((c) => c.toFixed(3)).join(', '),
+        'added / ratio': '',
+      },
     ];
     printTable(`ztunnel on fake nodes vs no mesh (${SECONDS} s per run)`, rows);
     const file = writeResults('ztunnel', {
@@ -92,7 +139,11 @@ async function main(): Promise<void> {
       latency: { noMesh: plainLat, mesh: meshLat },
       throughputGbps: { noMesh: plainGbps, mesh: meshGbps },
       newConnectionsPerSecond: { noMesh: plainCps, mesh: meshCps },
-      ztunnel: { rssBytesAt1000Rps: rssAt1000, peakRssBytes: ztunnels.map((p) => Math.max(rssAll.peak.get(p) ?? 0, rss.peak.get(p) ?? 0)), cpuSecondsPer1000Requests: cpuPer1000 },
+      ztunnel: {
+        rssBytesAt1000Rps: rssAt1000,
+        peakRssBytes: ztunnels.map((p) => Math.max(rssAll.peak.get(p) ?? 0, rss.peak.get(p) ?? 0)),
+        cpuSecondsPer1000Requests: cpuPer1000,
+      },
     });
     console.log(`results: ${file}`);
   } finally {

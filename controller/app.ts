@@ -54,12 +54,19 @@ function tokenAuthenticator(reviewer: TokenReviewer, trustDomain: string): XdsAu
   return async (ctx) => {
     const header = ctx.metadata.authorization?.[0] ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header.trim());
-    if (!m?.[1]) throw new XdsError(XdsErrorCode.UNAUTHENTICATED, 'no "authorization: Bearer <token>" header; send the service-account token (audience istio-ca)');
+    if (!m?.[1])
+      throw new XdsError(
+        XdsErrorCode.UNAUTHENTICATED,
+        'no "authorization: Bearer <token>" header; send the service-account token (audience istio-ca)',
+      );
     const r = await reviewer.review(m[1], [CA_AUDIENCE]);
     if (!r.authenticated || !r.serviceAccount) {
       throw new XdsError(XdsErrorCode.UNAUTHENTICATED, `token rejected: ${r.error ?? `"${r.username}" is not a service account`}`);
     }
-    return { authSource: 'kubernetes-token', identities: [formatSpiffeId(makeIdentity(r.serviceAccount.namespace, r.serviceAccount.name, trustDomain))] };
+    return {
+      authSource: 'kubernetes-token',
+      identities: [formatSpiffeId(makeIdentity(r.serviceAccount.namespace, r.serviceAccount.name, trustDomain))],
+    };
   };
 }
 
@@ -122,10 +129,29 @@ export class Controller {
     const reviewer = new KubeTokenReviewer(this.#kc);
 
     // Metrics (istiod's names where they exist).
-    const proxies = new Gauge({ name: 'pilot_xds', help: 'Number of endpoints connected to this pilot using XDS', registers: [this.registry] });
-    const pushes = new Counter({ name: 'pilot_xds_pushes', help: 'Pilot build and send errors for lds, rds, cds and eds', labelNames: ['type'], registers: [this.registry] });
-    const rejects = new Counter({ name: 'pilot_total_xds_rejects', help: 'Total number of XDS responses from pilot rejected by proxy', labelNames: ['type'], registers: [this.registry] });
-    new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [this.registry] }).set({ component: 'pilot', tag: CONTROLLER_VERSION }, 1);
+    const proxies = new Gauge({
+      name: 'pilot_xds',
+      help: 'Number of endpoints connected to this pilot using XDS',
+      registers: [this.registry],
+    });
+    const pushes = new Counter({
+      name: 'pilot_xds_pushes',
+      help: 'Pilot build and send errors for lds, rds, cds and eds',
+      labelNames: ['type'],
+      registers: [this.registry],
+    });
+    const rejects = new Counter({
+      name: 'pilot_total_xds_rejects',
+      help: 'Total number of XDS responses from pilot rejected by proxy',
+      labelNames: ['type'],
+      registers: [this.registry],
+    });
+    new Gauge({
+      name: 'istio_build',
+      help: 'Istio component build info',
+      labelNames: ['component', 'tag'],
+      registers: [this.registry],
+    }).set({ component: 'pilot', tag: CONTROLLER_VERSION }, 1);
     const shortType = (t: string): string => t.slice(t.lastIndexOf('.') + 1);
 
     this.#xds = new XdsServer({
@@ -182,7 +208,10 @@ export class Controller {
     this.#election.start();
 
     await this.#startHttp();
-    log.info({ grpc: this.#grpcPort, trustDomain: s.trustDomain, identity: s.podName, servingDnsNames: s.servingDnsNames }, 'controller serving xDS and the CA');
+    log.info(
+      { grpc: this.#grpcPort, trustDomain: s.trustDomain, identity: s.podName, servingDnsNames: s.servingDnsNames },
+      'controller serving xDS and the CA',
+    );
   }
 
   /** A deleted or edited root-cert ConfigMap is put back (by the leader). */
@@ -215,7 +244,7 @@ export class Controller {
   async #startHttp(): Promise<void> {
     const s = this.settings;
     const json = (res: import('node:http').ServerResponse, status: number, body: unknown): void => {
-      const text = JSON.stringify(body, null, 2) + '\n';
+      const text = `${JSON.stringify(body, null, 2)}\n`;
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(text);
     };
@@ -226,8 +255,7 @@ export class Controller {
       else if (path === '/debug/wds') {
         const live = Object.fromEntries(Object.entries(this.#watch.state).map(([k, m]) => [k, (m as ReadonlyMap<string, unknown>).size]));
         json(res, 200, { ...this.#source.stats, records: live, warnings: this.#source.snapshot().warnings });
-      }
-      else if (path === '/debug/leader') json(res, 200, { identity: s.podName, leader: this.isLeader });
+      } else if (path === '/debug/leader') json(res, 200, { identity: s.podName, leader: this.isLeader });
       else if (path === '/ready') {
         const ready = this.#watch.synced && this.#grpc !== undefined;
         res.writeHead(ready ? 200 : 503);

@@ -42,7 +42,12 @@ export class WdsSource implements ResourceSource {
 
   get stats(): { builds: number; lastBuildMs: number; addresses: number; authorizations: number } {
     const s = this.#snapshot;
-    return { builds: this.#builds, lastBuildMs: this.#lastBuildMs, addresses: s?.addresses.size ?? 0, authorizations: s?.authorizations.size ?? 0 };
+    return {
+      builds: this.#builds,
+      lastBuildMs: this.#lastBuildMs,
+      addresses: s?.addresses.size ?? 0,
+      authorizations: s?.authorizations.size ?? 0,
+    };
   }
 
   resources(typeUrl: string): ResourceSet | undefined {

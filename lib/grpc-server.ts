@@ -34,7 +34,11 @@ export type GrpcServerTransport =
 export function serverCredentials(t: GrpcServerTransport): grpc.ServerCredentials {
   if (t.kind === 'insecure') return grpc.ServerCredentials.createInsecure();
   // No client certificates are required: callers may have none yet (the CA issuing them is on this port).
-  return grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(t.privateKeyPem), cert_chain: Buffer.from(t.certChainPem.join('')) }], false);
+  return grpc.ServerCredentials.createSsl(
+    null,
+    [{ private_key: Buffer.from(t.privateKeyPem), cert_chain: Buffer.from(t.certChainPem.join('')) }],
+    false,
+  );
 }
 
 /** Binds and resolves with the port actually bound (useful with port 0). */

@@ -1,5 +1,5 @@
 /**
- * The mesh with its control plane: a real kube-apiserver (lib/kubetest), the controller as a process, and fake
+ * The mesh with its control plane: a real kube-apiserver (testbed/kubeapi), the controller as a process, and fake
  * nodes whose ztunnels get their state over xDS and their certificates from the controller's CA, and whose
  * node agents enroll pods from Kubernetes labels. Pods exist twice, as in a real cluster: an API object (the
  * source of truth for the controller) and a sandbox on a fake node (its network); the fixture keeps the two
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { type Cluster, type FakeNode, type Pod, createCluster } from '../lib/fakenode/index.js';
+import { type Cluster, type FakeNode, type Pod, createCluster } from '../testbed/fakenode/index.js';
 import {
   applyManifest,
   createNamespace,
@@ -23,7 +23,7 @@ import {
   setPodStatus,
   startApiServer,
   type ApiServer,
-} from '../lib/kubetest/index.js';
+} from '../testbed/kubeapi/index.js';
 import { NodeRuntime, PROGRAMS, poll } from './node-runtime.js';
 
 export const SYSTEM_NAMESPACE = 'istio-system';
@@ -150,7 +150,11 @@ export class KubeMesh {
     await writeFile(this.#rootCertPath, root);
     // The same credentials, pointed at the address nodes can reach.
     const kubeconfig = await readFile(this.api.kubeconfigPath, 'utf8');
-    await writeFile(this.#nodeKubeconfig, kubeconfig.replace(/server: https:\/\/127\.0\.0\.1:/g, `server: https://${this.cluster.hostIp}:`), { mode: 0o600 });
+    await writeFile(
+      this.#nodeKubeconfig,
+      kubeconfig.replace(/server: https:\/\/127\.0\.0\.1:/g, `server: https://${this.cluster.hostIp}:`),
+      { mode: 0o600 },
+    );
     await Promise.all(this.cluster.nodes.map((n) => this.#startNode(n)));
   }
 
@@ -213,7 +217,13 @@ export class KubeMesh {
   async #startNode(node: FakeNode): Promise<void> {
     // ztunnel's identity: its ServiceAccount token bound to a ztunnel pod on this node (what a DaemonSet pod gets).
     const podName = `ztunnel-${node.name}`;
-    const pod = await createPod(this.kc, { namespace: SYSTEM_NAMESPACE, name: podName, serviceAccountName: 'ztunnel', nodeName: node.name, labels: { app: 'ztunnel', 'istio.io/dataplane-mode': 'none' } });
+    const pod = await createPod(this.kc, {
+      namespace: SYSTEM_NAMESPACE,
+      name: podName,
+      serviceAccountName: 'ztunnel',
+      nodeName: node.name,
+      labels: { app: 'ztunnel', 'istio.io/dataplane-mode': 'none' },
+    });
     await setPodStatus(this.kc, SYSTEM_NAMESPACE, podName, { podIP: node.ip, hostIP: node.ip });
     const { token } = await this.api.createServiceAccountToken(SYSTEM_NAMESPACE, 'ztunnel', {
       audiences: ['istio-ca'],
@@ -275,13 +285,24 @@ export class KubeMesh {
   }
 
   /** A ClusterIP Service and its EndpointSlice listing `endpoints` (there is no endpoints controller here). */
-  async addService(opts: { namespace: string; name: string; clusterIP: string; port: number; targetPort: number; endpoints: readonly { pod: Pod; node: FakeNode }[] }): Promise<void> {
+  async addService(opts: {
+    namespace: string;
+    name: string;
+    clusterIP: string;
+    port: number;
+    targetPort: number;
+    endpoints: readonly { pod: Pod; node: FakeNode }[];
+  }): Promise<void> {
     await applyManifest(this.kc, [
       {
         apiVersion: 'v1',
         kind: 'Service',
         metadata: { name: opts.name, namespace: opts.namespace },
-        spec: { clusterIP: opts.clusterIP, ports: [{ name: 'http', port: opts.port, targetPort: opts.targetPort, protocol: 'TCP' }], selector: { app: opts.name } },
+        spec: {
+          clusterIP: opts.clusterIP,
+          ports: [{ name: 'http', port: opts.port, targetPort: opts.targetPort, protocol: 'TCP' }],
+          selector: { app: opts.name },
+        },
       },
       {
         apiVersion: 'discovery.k8s.io/v1',

@@ -6,7 +6,7 @@
  * logs, and tears everything down on Ctrl-C.
  */
 import { existsSync } from 'node:fs';
-import { startNginx, type Pod } from '../lib/fakenode/index.js';
+import { startNginx, type Pod } from '../testbed/fakenode/index.js';
 import { MeshCluster } from './mesh-cluster.js';
 
 const NAME = process.env.LOCAL_MESH_NAME ?? 'localmesh';
@@ -18,8 +18,14 @@ const step = (s: string): void => console.log(`${green('✔')} ${s}`);
 
 function preflight(): void {
   const problems: string[] = [];
-  if (process.getuid?.() !== 0) problems.push('run as root: fake nodes are network namespaces with iptables rules (sudo scripts/local-mesh.sh)');
-  for (const [bin, pkg] of [['/usr/lib/cni/bridge', 'containernetworking-plugins'], ['/usr/sbin/nginx', 'nginx-light'], ['/usr/bin/curl', 'curl'], ['/usr/sbin/iptables', 'iptables']] as const) {
+  if (process.getuid?.() !== 0)
+    problems.push('run as root: fake nodes are network namespaces with iptables rules (sudo scripts/local-mesh.sh)');
+  for (const [bin, pkg] of [
+    ['/usr/lib/cni/bridge', 'containernetworking-plugins'],
+    ['/usr/sbin/nginx', 'nginx-light'],
+    ['/usr/bin/curl', 'curl'],
+    ['/usr/sbin/iptables', 'iptables'],
+  ] as const) {
     if (!existsSync(bin)) problems.push(`${bin} is missing: install the Debian package "${pkg}" (scripts/setup.sh does this)`);
   }
   if (problems.length > 0) {
@@ -35,8 +41,7 @@ function streamAccessLogs(mesh: MeshCluster): void {
     let buf = '';
     out?.on('data', (chunk: Buffer) => {
       buf += chunk.toString();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         if (!line.includes('connection complete')) continue;
@@ -81,9 +86,24 @@ async function main(): Promise<void> {
     ]);
     const [sleep, echo0, echo1, hello, outsider] = pods as [Pod, Pod, Pod, Pod, Pod];
     await Promise.all([echo0, echo1, hello].map((p) => startNginx(p, { port: 8080 })));
-    const echoSvc = await mesh.addService({ namespace: NAMESPACE, name: 'echo', vip: '10.96.0.20', ports: { 80: 8080 }, endpoints: [echo0, echo1] });
-    const helloSvc = await mesh.addService({ namespace: NAMESPACE, name: 'hello', vip: '10.96.0.21', ports: { 80: 8080 }, endpoints: [hello] });
-    for (const p of pods) step(`pod ${p.namespace}/${p.name} on ${p.nodeName}: ${p.ip}${mesh.isAmbient(p.namespace) ? ' (in the mesh)' : ' (not in the mesh)'}`);
+    const echoSvc = await mesh.addService({
+      namespace: NAMESPACE,
+      name: 'echo',
+      vip: '10.96.0.20',
+      ports: { 80: 8080 },
+      endpoints: [echo0, echo1],
+    });
+    const helloSvc = await mesh.addService({
+      namespace: NAMESPACE,
+      name: 'hello',
+      vip: '10.96.0.21',
+      ports: { 80: 8080 },
+      endpoints: [hello],
+    });
+    for (const p of pods)
+      step(
+        `pod ${p.namespace}/${p.name} on ${p.nodeName}: ${p.ip}${mesh.isAmbient(p.namespace) ? ' (in the mesh)' : ' (not in the mesh)'}`,
+      );
     step(`service ${echoSvc.hostname} → 10.96.0.20:80 (2 replicas, port 8080)`);
     step(`service ${helloSvc.hostname} → 10.96.0.21:80 (1 replica, port 8080)`);
 

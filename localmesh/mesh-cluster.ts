@@ -1,5 +1,5 @@
 /**
- * A local ambient mesh on fake nodes: the fake-node cluster (lib/fakenode) plus, on every node, the node agent
+ * A local ambient mesh on fake nodes: the fake-node cluster (testbed/fakenode) plus, on every node, the node agent
  * (`mesh-cni-agent`) and a ztunnel, both running in the node's network namespace; pods created through the
  * CNI chain bridge → host-local → loopback → `mesh-cni`; and the mesh state every ztunnel reads from one
  * local-config file (LOCAL_XDS_PATH), written here as workloads, services and policies are added.
@@ -9,9 +9,16 @@
 import { rename, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { CertificateAuthority } from '../lib/identity/ca.js';
-import { type Cluster, type FakeNode, type NsProcess, type Pod, createCluster } from '../lib/fakenode/index.js';
+import { type Cluster, type FakeNode, type NsProcess, type Pod, createCluster } from '../testbed/fakenode/index.js';
 import { toLocalConfigYaml } from '../ztunnel/config/local-config.js';
-import { EMPTY_RBAC_MATCH, workloadWithDefaults, type Authorization, type PortMap, type Service, type Workload } from '../ztunnel/state/model.js';
+import {
+  EMPTY_RBAC_MATCH,
+  workloadWithDefaults,
+  type Authorization,
+  type PortMap,
+  type Service,
+  type Workload,
+} from '../ztunnel/state/model.js';
 import { NodeRuntime, poll, type ConfigDumpView } from './node-runtime.js';
 
 export { PROGRAMS, type ConfigDumpView } from './node-runtime.js';
@@ -46,7 +53,6 @@ export interface MeshServiceOptions {
   readonly endpoints: readonly Pod[];
 }
 
-
 /** What istiod sends for PeerAuthentication STRICT (reference/ztunnel.md §3.4). */
 export const STRICT_POLICY: Authorization = {
   name: 'istio_converted_static_strict',
@@ -56,7 +62,6 @@ export const STRICT_POLICY: Authorization = {
   dryRun: false,
   rules: [[[{ ...EMPTY_RBAC_MATCH, notPrincipals: [{ kind: 'presence' }] }]]],
 };
-
 
 export class MeshCluster {
   readonly cluster: Cluster;
@@ -207,7 +212,10 @@ export class MeshCluster {
       const strict = w.protocol === 'HBONE' && namespaces.includes(w.namespace);
       this.#workloads.set(podKey, { ...w, authorizationPolicies: strict ? [...others, key] : others });
     }
-    this.#policies = [...this.#policies.filter((p) => `${p.namespace}/${p.name}` !== key), ...(namespaces.length > 0 ? [STRICT_POLICY] : [])];
+    this.#policies = [
+      ...this.#policies.filter((p) => `${p.namespace}/${p.name}` !== key),
+      ...(namespaces.length > 0 ? [STRICT_POLICY] : []),
+    ];
     await this.apply();
   }
 
@@ -285,24 +293,43 @@ export class MeshCluster {
 
   async #waitForState(node: FakeNode): Promise<void> {
     let differs = '';
-    await poll(`ztunnel on ${node.name} applied the local config`, async () => {
-      // The state as it is now: concurrent callers all wait for the newest write, not the one they started.
-      const want = {
-        workloads: [...this.#workloads.values()].map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
-        services: [...this.#services.keys()].sort().join('|'),
-        policies: this.#policies.map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`).sort().join('|'),
-      };
-      const d = await this.runtime(node).configDump();
-      const got = {
-        workloads: d.workloads.map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`).sort().join('|'),
-        services: d.services.map((s) => `${s.namespace}/${s.hostname}`).sort().join('|'),
-        policies: d.policies.map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`).sort().join('|'),
-      };
-      differs = (['workloads', 'services', 'policies'] as const)
-        .filter((k) => got[k] !== want[k])
-        .map((k) => `${k}: has [${got[k]}], want [${want[k]}]`)
-        .join('; ');
-      return differs === '';
-    }, () => differs);
+    await poll(
+      `ztunnel on ${node.name} applied the local config`,
+      async () => {
+        // The state as it is now: concurrent callers all wait for the newest write, not the one they started.
+        const want = {
+          workloads: [...this.#workloads.values()]
+            .map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`)
+            .sort()
+            .join('|'),
+          services: [...this.#services.keys()].sort().join('|'),
+          policies: this.#policies
+            .map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`)
+            .sort()
+            .join('|'),
+        };
+        const d = await this.runtime(node).configDump();
+        const got = {
+          workloads: d.workloads
+            .map((w) => `${w.uid}=${w.workloadIps.join(',')}=${Object.keys(w.services).sort().join(',')}`)
+            .sort()
+            .join('|'),
+          services: d.services
+            .map((s) => `${s.namespace}/${s.hostname}`)
+            .sort()
+            .join('|'),
+          policies: d.policies
+            .map((p) => `${p.namespace}/${p.name}=${JSON.stringify(p.rules)}`)
+            .sort()
+            .join('|'),
+        };
+        differs = (['workloads', 'services', 'policies'] as const)
+          .filter((k) => got[k] !== want[k])
+          .map((k) => `${k}: has [${got[k]}], want [${want[k]}]`)
+          .join('; ');
+        return differs === '';
+      },
+      () => differs,
+    );
   }
 }

@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FakeNode, NsProcess, Pod } from '../lib/fakenode/index.js';
+import type { FakeNode, NsProcess, Pod } from '../testbed/fakenode/index.js';
 import { adminGet } from '../meshctl/admin-client.js';
 import type { Authorization, Service, Workload } from '../ztunnel/state/model.js';
 
@@ -31,7 +31,12 @@ export interface ConfigDumpView {
 }
 
 /** Polls `check` until it is true; on timeout the error says what was awaited and, if given, what differs. */
-export async function poll(what: string, check: () => Promise<boolean>, detail?: () => string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+export async function poll(
+  what: string,
+  check: () => Promise<boolean>,
+  detail?: () => string,
+  timeoutMs = READY_TIMEOUT_MS,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -90,7 +95,13 @@ export class NodeRuntime {
   async start(): Promise<void> {
     await mkdir(dirname(this.eventSocket), { recursive: true });
     const agent = this.node.spawn(process.execPath, [PROGRAMS.agent], {
-      env: { CNI_EVENT_ADDRESS: this.eventSocket, ZTUNNEL_UDS_ADDRESS: this.ztunnelSocket, NODE_NAME: this.node.name, LOG_LEVEL: this.#opts.logLevel, ...this.#opts.agentEnv },
+      env: {
+        CNI_EVENT_ADDRESS: this.eventSocket,
+        ZTUNNEL_UDS_ADDRESS: this.ztunnelSocket,
+        NODE_NAME: this.node.name,
+        LOG_LEVEL: this.#opts.logLevel,
+        ...this.#opts.agentEnv,
+      },
     });
     this.#agent = agent;
     await poll(`node agent on ${this.node.name} listening`, async () => {
@@ -155,7 +166,10 @@ export class NodeRuntime {
 
   /** Until this ztunnel runs the pod's proxy (state Up). */
   async waitForPodProxy(pod: Pod): Promise<void> {
-    await poll(`pod ${pod.key} proxied by ztunnel on ${this.node.name}`, async () => (await this.configDump()).workloadState[pod.uid]?.state === 'Up');
+    await poll(
+      `pod ${pod.key} proxied by ztunnel on ${this.node.name}`,
+      async () => (await this.configDump()).workloadState[pod.uid]?.state === 'Up',
+    );
   }
 
   /** Until the config dump satisfies `check` (which returns '' when satisfied, else what differs). */

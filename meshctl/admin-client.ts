@@ -29,7 +29,9 @@ export function adminGet(target: AdminTarget, path: string, method = 'GET'): Pro
         path,
         method,
         timeout: 10_000,
-        ...(nsFd !== undefined ? { createConnection: () => dialFrom({ netnsFd: nsFd as number, host: target.host, port: target.port }) } : {}),
+        ...(nsFd !== undefined
+          ? { createConnection: () => dialFrom({ netnsFd: nsFd as number, host: target.host, port: target.port }) }
+          : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -37,7 +39,13 @@ export function adminGet(target: AdminTarget, path: string, method = 'GET'): Pro
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       },
     );
-    req.on('error', (err) => reject(new Error(`cannot reach the admin port at ${target.host}:${target.port}${target.netns ? ` in netns ${target.netns}` : ''}: ${err.message}`)));
+    req.on('error', (err) =>
+      reject(
+        new Error(
+          `cannot reach the admin port at ${target.host}:${target.port}${target.netns ? ` in netns ${target.netns}` : ''}: ${err.message}`,
+        ),
+      ),
+    );
     req.on('close', () => {
       if (nsFd !== undefined) closeFd(nsFd);
     });

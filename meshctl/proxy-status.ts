@@ -33,9 +33,16 @@ export async function proxyStatus(target: AdminTarget, controllerName: string, o
   const res = await adminGet(target, '/debug/syncz');
   if (res.status !== 200) throw new Error(`controller answered ${res.status} on /debug/syncz`);
   const proxies = JSON.parse(res.body) as ProxyStatus[];
-  if (output === 'json') return JSON.stringify(proxies, null, 2) + '\n';
+  if (output === 'json') return `${JSON.stringify(proxies, null, 2)}\n`;
   const columns = [...new Set(proxies.flatMap((p) => p.types.map((t) => t.typeUrl)))].sort();
-  const headers = ['NAME', 'CLUSTER', 'NODE', 'TYPE', ...columns.map((c) => SHORT[c] ?? c.slice(c.lastIndexOf('.') + 1).toUpperCase()), 'CONTROLLER'];
+  const headers = [
+    'NAME',
+    'CLUSTER',
+    'NODE',
+    'TYPE',
+    ...columns.map((c) => SHORT[c] ?? c.slice(c.lastIndexOf('.') + 1).toUpperCase()),
+    'CONTROLLER',
+  ];
   const rows = proxies
     .sort((a, b) => a.proxy.localeCompare(b.proxy))
     .map((p) => [

@@ -6,21 +6,42 @@ import { adminGet, type AdminTarget } from './admin-client.js';
 import { renderTable } from './table.js';
 
 interface DumpWorkload {
-  uid: string; name: string; namespace: string; workloadIps: string[]; node: string; protocol: string; serviceAccount: string;
-  services: Record<string, unknown>; status: string;
+  uid: string;
+  name: string;
+  namespace: string;
+  workloadIps: string[];
+  node: string;
+  protocol: string;
+  serviceAccount: string;
+  services: Record<string, unknown>;
+  status: string;
   waypoint?: { destination: { kind: string; address?: string; hostname?: string; namespace?: string } };
 }
 interface DumpService {
-  name: string; namespace: string; hostname: string; vips: { network: string; address: string }[];
+  name: string;
+  namespace: string;
+  hostname: string;
+  vips: { network: string; address: string }[];
   waypoint?: { destination: { kind: string; address?: string; hostname?: string } };
 }
-interface DumpPolicy { name: string; namespace: string; action: string; scope: string; }
+interface DumpPolicy {
+  name: string;
+  namespace: string;
+  action: string;
+  scope: string;
+}
 interface DumpCert {
-  identity: string; state: string;
+  identity: string;
+  state: string;
   certChain: { serialNumber: string; validFrom: string; expirationTime: string }[];
   rootCerts: { serialNumber: string; validFrom: string; expirationTime: string }[];
 }
-interface ConfigDump { workloads: DumpWorkload[]; services: DumpService[]; policies: DumpPolicy[]; certificates: DumpCert[] }
+interface ConfigDump {
+  workloads: DumpWorkload[];
+  services: DumpService[];
+  policies: DumpPolicy[];
+  certificates: DumpCert[];
+}
 
 export const ZTUNNEL_CONFIG_KINDS = ['workloads', 'services', 'policies', 'certificates', 'all'] as const;
 export type ZtunnelConfigKind = (typeof ZTUNNEL_CONFIG_KINDS)[number];
@@ -48,13 +69,32 @@ export function renderConfig(kind: Exclude<ZtunnelConfigKind, 'all'>, dump: Conf
         }),
       );
     case 'policies':
-      return renderTable(['NAMESPACE', 'POLICY NAME', 'ACTION', 'SCOPE'], dump.policies.map((p) => [p.namespace, p.name, p.action, p.scope]));
+      return renderTable(
+        ['NAMESPACE', 'POLICY NAME', 'ACTION', 'SCOPE'],
+        dump.policies.map((p) => [p.namespace, p.name, p.action, p.scope]),
+      );
     case 'certificates':
       return renderTable(
         ['CERTIFICATE NAME', 'TYPE', 'STATUS', 'VALID CERT', 'SERIAL NUMBER', 'NOT AFTER', 'NOT BEFORE'],
         dump.certificates.flatMap((c) => [
-          ...c.certChain.map((x, i) => [c.identity, i === 0 ? 'Leaf' : 'Intermediate', c.state, String(c.state === 'Available'), x.serialNumber, x.expirationTime, x.validFrom]),
-          ...c.rootCerts.map((x) => [c.identity, 'Root', c.state, String(c.state === 'Available'), x.serialNumber, x.expirationTime, x.validFrom]),
+          ...c.certChain.map((x, i) => [
+            c.identity,
+            i === 0 ? 'Leaf' : 'Intermediate',
+            c.state,
+            String(c.state === 'Available'),
+            x.serialNumber,
+            x.expirationTime,
+            x.validFrom,
+          ]),
+          ...c.rootCerts.map((x) => [
+            c.identity,
+            'Root',
+            c.state,
+            String(c.state === 'Available'),
+            x.serialNumber,
+            x.expirationTime,
+            x.validFrom,
+          ]),
           ...(c.certChain.length === 0 ? [[c.identity, 'Leaf', c.state, 'false', '', '', '']] : []),
         ]),
       );
@@ -65,7 +105,10 @@ export async function ztunnelConfig(target: AdminTarget, kind: ZtunnelConfigKind
   const res = await adminGet(target, '/config_dump');
   if (res.status !== 200) throw new Error(`ztunnel answered ${res.status} on /config_dump: ${res.body.slice(0, 200)}`);
   const dump = JSON.parse(res.body) as ConfigDump;
-  if (output === 'json') return JSON.stringify(kind === 'all' ? dump : dump[kind], null, 2) + '\n';
-  if (kind === 'all') return (['workloads', 'services', 'policies', 'certificates'] as const).map((k) => `${k.toUpperCase()}\n${renderConfig(k, dump)}`).join('\n');
+  if (output === 'json') return `${JSON.stringify(kind === 'all' ? dump : dump[kind], null, 2)}\n`;
+  if (kind === 'all')
+    return (['workloads', 'services', 'policies', 'certificates'] as const)
+      .map((k) => `${k.toUpperCase()}\n${renderConfig(k, dump)}`)
+      .join('\n');
   return renderConfig(kind, dump);
 }

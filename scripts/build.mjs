@@ -35,8 +35,7 @@ const newestProto = Math.max(...protos.map((p) => statSync(p).mtimeMs), statSync
 if (!existsSync(genJs) || !existsSync(genDts) || statSync(genJs).mtimeMs < newestProto) {
   mkdirSync(genDir, { recursive: true });
   console.log(`build: generating protobuf code from ${protos.length} .proto files`);
-  run(bin('pbjs'), ['-t', 'static-module', '-w', 'es6', '--no-beautify', '--no-delimited', '-p', protoDir, '-o', genJs,
-    ...protos]);
+  run(bin('pbjs'), ['-t', 'static-module', '-w', 'es6', '--no-beautify', '--no-delimited', '-p', protoDir, '-o', genJs, ...protos]);
   run(bin('pbts'), ['--no-comments', '-o', genDts, genJs]);
 }
 

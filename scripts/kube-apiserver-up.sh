@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/tools/kube-apiserver.sh >/dev/null
-exec node dist/lib/kubetest/cli.js "$@"
+exec node dist/testbed/kubeapi/cli.js "$@"

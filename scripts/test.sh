@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # The Kubernetes tier runs a real kube-apiserver, built once from its Go module (minutes the first time, then cached).
 echo "test: kube-apiserver at $(scripts/tools/kube-apiserver.sh)"
-npm run typecheck --silent
+# Lint and format check of the whole tree (biome); the build in run-tests type-checks.
+npm run lint --silent
 export LOG_LEVEL="${LOG_LEVEL:-silent}"
 # shellcheck disable=SC2086
 node scripts/run-tests.mjs ${TIERS:-}

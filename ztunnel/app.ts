@@ -50,7 +50,9 @@ async function certificateProvider(settings: ZtunnelSettings): Promise<Certifica
     });
   }
   if (settings.fakeCaDir) {
-    return new LocalCaProvider(await CertificateAuthority.fromDirectory({ trustDomain: settings.trustDomain, dir: settings.fakeCaDir }), { ttlSeconds });
+    return new LocalCaProvider(await CertificateAuthority.fromDirectory({ trustDomain: settings.trustDomain, dir: settings.fakeCaDir }), {
+      ttlSeconds,
+    });
   }
   return LocalCaProvider.create({ trustDomain: settings.trustDomain, ttlSeconds });
 }
@@ -77,7 +79,12 @@ export class Ztunnel {
     this.#certs = new CertificateManager({ provider, logger: componentLogger('cert-manager') });
     this.#dataPlane = new DataPlane(settings, this.#certs, this.#log);
     this.#manager = new WorkloadManager(this.#dataPlane, this.#certs, this.store, settings.trustDomain, this.registry, this.#log);
-    new Gauge({ name: 'istio_build', help: 'Istio component build info', labelNames: ['component', 'tag'], registers: [this.registry] }).set({ component: 'ztunnel', tag: ZTUNNEL_VERSION }, 1);
+    new Gauge({
+      name: 'istio_build',
+      help: 'Istio component build info',
+      labelNames: ['component', 'tag'],
+      registers: [this.registry],
+    }).set({ component: 'ztunnel', tag: ZTUNNEL_VERSION }, 1);
   }
 
   static async start(settings: ZtunnelSettings): Promise<Ztunnel> {
@@ -106,7 +113,12 @@ export class Ztunnel {
       z.#zds.start();
     }
     z.#log.info(
-      { node: settings.nodeName, admin: settings.adminAddress, inpod: settings.inpodEnabled ? settings.inpodUds : false, workers: settings.workerThreads },
+      {
+        node: settings.nodeName,
+        admin: settings.adminAddress,
+        inpod: settings.inpodEnabled ? settings.inpodUds : false,
+        workers: settings.workerThreads,
+      },
       'ztunnel started',
     );
     return z;
@@ -117,7 +129,8 @@ export class Ztunnel {
     const reasons: string[] = [];
     if (this.#source && this.#source.status.loads === 0) reasons.push('local config not loaded');
     if (this.#xds && !this.#xds.synced) reasons.push(`not synced with the controller at ${this.settings.xdsAddress} yet`);
-    if (this.settings.inpodEnabled && !this.#zds?.snapshotReceived) reasons.push(`no snapshot from the node agent at ${this.settings.inpodUds} yet`);
+    if (this.settings.inpodEnabled && !this.#zds?.snapshotReceived)
+      reasons.push(`no snapshot from the node agent at ${this.settings.inpodUds} yet`);
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -170,7 +183,11 @@ export class Ztunnel {
     const s = this.settings;
     this.#servers.push(
       await startHttp(s.adminAddress, {
-        '/config_dump': async () => ({ status: 200, body: JSON.stringify(await this.configDump(), null, 2) + '\n', type: 'application/json' }),
+        '/config_dump': async () => ({
+          status: 200,
+          body: `${JSON.stringify(await this.configDump(), null, 2)}\n`,
+          type: 'application/json',
+        }),
         '/logging': async (req, url) => {
           if (req.method !== 'POST') return { status: 405, body: 'use POST\n' };
           const level = url.searchParams.get('level');

@@ -44,16 +44,20 @@ export async function runFixedRate(opts: FixedRateOptions): Promise<LatencySumma
 
   const fire = (scheduled: number): Promise<void> =>
     new Promise((resolve) => {
-      const req = request(opts.url, { agent, method: opts.payloadBytes > 0 ? 'POST' : 'GET', headers: { 'content-length': body.length } }, (res) => {
-        res.on('data', () => {});
-        res.on('end', () => {
-          if (scheduled >= measureFrom) {
-            if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
-            else errors++;
-          }
-          resolve();
-        });
-      });
+      const req = request(
+        opts.url,
+        { agent, method: opts.payloadBytes > 0 ? 'POST' : 'GET', headers: { 'content-length': body.length } },
+        (res) => {
+          res.on('data', () => {});
+          res.on('end', () => {
+            if (scheduled >= measureFrom) {
+              if (res.statusCode === 200) latencies.push(performance.now() - scheduled);
+              else errors++;
+            }
+            resolve();
+          });
+        },
+      );
       req.on('error', () => {
         if (scheduled >= measureFrom) errors++;
         resolve();

@@ -20,7 +20,10 @@ export class PeakRss {
   readonly peak = new Map<number, number>();
   readonly #timer: NodeJS.Timeout;
 
-  constructor(readonly pids: readonly number[], intervalMs = 200) {
+  constructor(
+    readonly pids: readonly number[],
+    intervalMs = 200,
+  ) {
     this.#timer = setInterval(() => this.sample(), intervalMs);
     this.sample();
   }

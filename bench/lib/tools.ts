@@ -61,7 +61,12 @@ export async function iperfClient(host: string, port: number, seconds: number, s
 }
 
 /** wrk closed-loop run: requests per second at `connections` keep-alive connections. */
-export async function wrk(url: string, connections: number, seconds: number, threads = 2): Promise<{ rps: number; p50Ms: number; p99Ms: number }> {
+export async function wrk(
+  url: string,
+  connections: number,
+  seconds: number,
+  threads = 2,
+): Promise<{ rps: number; p50Ms: number; p99Ms: number }> {
   const { stdout } = await run('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url], {
     timeout: (seconds + 30) * 1000,
   });

@@ -39,8 +39,13 @@ import type { CniEventReply, CniPodEvent } from '../event.js';
 import { CniEventServer, type CniEventHandler } from './cni-event-server.js';
 import type { AgentConfig } from './config.js';
 import {
-  DEFAULT_SERVICE_ACCOUNT, StaticEnrollment, type EnrollmentChange, type EnrollmentDecision, type EnrollmentSource,
-  type RedirectionAnnotator, type RedirectionState,
+  DEFAULT_SERVICE_ACCOUNT,
+  StaticEnrollment,
+  type EnrollmentChange,
+  type EnrollmentDecision,
+  type EnrollmentSource,
+  type RedirectionAnnotator,
+  type RedirectionState,
 } from './enrollment.js';
 import { CniAgentError, CniAgentErrorCode } from './errors.js';
 import { applyInpodRules, removeInpodRules, type NetnsRulesOptions } from './netns-rules.js';
@@ -118,8 +123,10 @@ export class NodeAgent implements CniEventHandler {
   async #start(): Promise<void> {
     const loaded = this.pods.load();
     if (loaded > 0) {
-      this.#log.info({ pods: loaded, enrolled: this.pods.enrolledUids().length, stateFile: this.pods.stateFile },
-        're-learned pods from the state file');
+      this.#log.info(
+        { pods: loaded, enrolled: this.pods.enrolledUids().length, stateFile: this.pods.stateFile },
+        're-learned pods from the state file',
+      );
     }
     // Subscribed before start() so that no change is lost; the reconcile below covers what happened before.
     this.#unsubscribe = this.enrollment.onChange((c) => this.#onEnrollmentChange(c));
@@ -146,13 +153,16 @@ export class NodeAgent implements CniEventHandler {
     this.#events = await CniEventServer.listen(this.config.cniEventAddress, this, this.#log);
     // Enrollment may have changed while the agent was down (labels, or AMBIENT_NAMESPACES between runs).
     await Promise.all(this.pods.uids().map((uid) => this.#queueReconcile(uid)));
-    this.#log.info({
-      cniEventAddress: this.config.cniEventAddress,
-      ztunnelUdsAddress: this.config.ztunnelUdsAddress,
-      enrollment: this.enrollment.constructor.name,
-      ambientNamespaces: [...this.config.ambientNamespaces],
-      dnsCapture: this.config.dnsCapture,
-    }, 'mesh-cni-agent started');
+    this.#log.info(
+      {
+        cniEventAddress: this.config.cniEventAddress,
+        ztunnelUdsAddress: this.config.ztunnelUdsAddress,
+        enrollment: this.enrollment.constructor.name,
+        ambientNamespaces: [...this.config.ambientNamespaces],
+        dnsCapture: this.config.dnsCapture,
+      },
+      'mesh-cni-agent started',
+    );
   }
 
   /** Runs fn after every earlier operation on the same pod. */
@@ -171,8 +181,9 @@ export class NodeAgent implements CniEventHandler {
     try {
       return await this.enrollment.decide({ namespace, name, uid });
     } catch (err) {
-      throw new CniAgentError(CniAgentErrorCode.ENROLLMENT_UNAVAILABLE,
-        `cannot tell whether pod ${namespace}/${name} is in the mesh`, { cause: err });
+      throw new CniAgentError(CniAgentErrorCode.ENROLLMENT_UNAVAILABLE, `cannot tell whether pod ${namespace}/${name} is in the mesh`, {
+        cause: err,
+      });
     }
   }
 
@@ -186,8 +197,10 @@ export class NodeAgent implements CniEventHandler {
         this.#log.debug({ pod, reason: decision.reason }, 'pod not enrolled');
         return { enrolled: false, message: `not enrolled: ${decision.reason}` };
       }
-      throw new CniAgentError(CniAgentErrorCode.MISSING_UID,
-        `pod ${pod} is enrolled but CNI_ARGS has no K8S_POD_UID; ztunnel identifies pods by uid`);
+      throw new CniAgentError(
+        CniAgentErrorCode.MISSING_UID,
+        `pod ${pod} is enrolled but CNI_ARGS has no K8S_POD_UID; ztunnel identifies pods by uid`,
+      );
     }
     return this.#withPod(ev.podUid, () => this.#add(ev, pod));
   }
@@ -209,7 +222,12 @@ export class NodeAgent implements CniEventHandler {
     if (existing?.enrolled === true && !(await this.#takeOut(existing, log))) {
       throw new CniAgentError(CniAgentErrorCode.RULES_FAILED, `pod ${pod} is no longer enrolled but its redirection could not be removed`);
     }
-    const entry = podEntryOf(ev, decision, existing, { netnsInode: peekInode(ev.netns, log), netnsFd: undefined, acked: false, enrolled: false });
+    const entry = podEntryOf(ev, decision, existing, {
+      netnsInode: peekInode(ev.netns, log),
+      netnsFd: undefined,
+      acked: false,
+      enrolled: false,
+    });
     this.pods.set(entry);
     log.debug({ reason: decision.reason, netns: ev.netns }, 'pod not enrolled; remembered in case that changes');
     return { enrolled: false, message: `not enrolled: ${decision.reason}` };
@@ -236,7 +254,12 @@ export class NodeAgent implements CniEventHandler {
       if (!sameNetns) closeFd(fd);
       throw new CniAgentError(CniAgentErrorCode.RULES_FAILED, `redirecting pod ${pod} failed`, { cause: err });
     }
-    const entry = podEntryOf(ev, decision, existing, { netnsInode: inode, netnsFd: fd, acked: sameNetns && existing.acked, enrolled: true });
+    const entry = podEntryOf(ev, decision, existing, {
+      netnsInode: inode,
+      netnsFd: fd,
+      acked: sameNetns && existing.acked,
+      enrolled: true,
+    });
     this.pods.set(entry); // persists; closes a replaced namespace's descriptor
     log.info({ netns: ev.netns, ips: entry.ips, serviceAccount: entry.serviceAccount }, 'in-pod redirection applied');
     this.#annotate(entry, entry.acked ? 'enabled' : 'pending');
@@ -276,9 +299,13 @@ export class NodeAgent implements CniEventHandler {
   #onEnrollmentChange(changed: EnrollmentChange): void {
     if (this.#stopping) return;
     this.#changeSeq++;
-    const concerned = this.pods.all().filter((p) => changed.pod !== undefined
-      ? p.namespace === changed.pod.namespace && p.name === changed.pod.name
-      : changed.namespace === undefined || p.namespace === changed.namespace);
+    const concerned = this.pods
+      .all()
+      .filter((p) =>
+        changed.pod !== undefined
+          ? p.namespace === changed.pod.namespace && p.name === changed.pod.name
+          : changed.namespace === undefined || p.namespace === changed.namespace,
+      );
     if (concerned.length > 0) this.#log.debug({ changed, pods: concerned.length }, 'enrollment changed; re-deciding');
     for (const p of concerned) void this.#queueReconcile(p.uid);
   }
@@ -313,7 +340,7 @@ export class NodeAgent implements CniEventHandler {
     try {
       decision = await this.enrollment.decide({ namespace: entry.namespace, name: entry.name, uid });
     } catch (err) {
-      log.warn({ err: describeError(err) }, 'cannot re-decide the pod\'s enrollment; will retry');
+      log.warn({ err: describeError(err) }, "cannot re-decide the pod's enrollment; will retry");
       this.#retryReconcile(uid);
       return;
     }
@@ -337,17 +364,17 @@ export class NodeAgent implements CniEventHandler {
     } catch (err) {
       if (!existsSync(entry.netnsPath)) {
         // The sandbox is gone (its DEL never reached us); a new sandbox brings a new ADD.
-        log.info({ netns: entry.netnsPath }, 'the pod\'s netns is gone; forgetting the pod');
+        log.info({ netns: entry.netnsPath }, "the pod's netns is gone; forgetting the pod");
         this.#forget(entry.uid);
         return true;
       }
-      log.warn({ netns: entry.netnsPath, err: describeError(err) }, 'cannot open the pod\'s netns; will retry');
+      log.warn({ netns: entry.netnsPath, err: describeError(err) }, "cannot open the pod's netns; will retry");
       return false;
     }
     const inode = netnsInode(fd);
     if (entry.netnsInode !== 0 && inode !== entry.netnsInode) {
       closeFd(fd);
-      log.info({ netns: entry.netnsPath }, 'the pod\'s netns path now names another namespace (sandbox gone); forgetting the pod');
+      log.info({ netns: entry.netnsPath }, "the pod's netns path now names another namespace (sandbox gone); forgetting the pod");
       this.#forget(entry.uid);
       return true;
     }
@@ -412,9 +439,11 @@ export class NodeAgent implements CniEventHandler {
     if (last !== undefined && last.state === state) return;
     const pod = { namespace: entry.namespace, name: entry.name };
     // Off the pod's queue: a slow API server must not hold up the CNI ADD (the annotation is informational).
-    const chain = (last?.chain ?? Promise.resolve()).then(() => annotator.annotate(pod, state)).catch((err: unknown) => {
-      this.#log.debug({ pod: `${pod.namespace}/${pod.name}`, err: describeError(err) }, 'annotating the pod failed');
-    });
+    const chain = (last?.chain ?? Promise.resolve())
+      .then(() => annotator.annotate(pod, state))
+      .catch((err: unknown) => {
+        this.#log.debug({ pod: `${pod.namespace}/${pod.name}`, err: describeError(err) }, 'annotating the pod failed');
+      });
     this.#annotations.set(entry.uid, { state, chain });
   }
 
@@ -441,13 +470,18 @@ export class NodeAgent implements CniEventHandler {
     const failed = [...this.#reconcileFailed];
     this.#reconcileFailed.clear(); // a reconcile that fails again puts its pod back and re-arms the timer
     const work: Array<Promise<unknown>> = failed.map((uid) => this.#queueReconcile(uid));
-    if (this.#zds?.connected === true) { // otherwise the next snapshot covers the pending Adds
+    if (this.#zds?.connected === true) {
+      // otherwise the next snapshot covers the pending Adds
       const pending = this.pods.all().filter((p) => p.enrolled && !p.acked && p.netnsFd !== undefined);
-      work.push(...pending.map((p) => this.#withPod(p.uid, async () => {
-        const current = this.pods.get(p.uid);
-        if (current === undefined || !current.enrolled || current.acked || current.netnsFd === undefined) return;
-        await this.#deliver(current, this.#log.child({ pod: `${current.namespace}/${current.name}`, uid: current.uid, retry: true }));
-      })));
+      work.push(
+        ...pending.map((p) =>
+          this.#withPod(p.uid, async () => {
+            const current = this.pods.get(p.uid);
+            if (current === undefined || !current.enrolled || current.acked || current.netnsFd === undefined) return;
+            await this.#deliver(current, this.#log.child({ pod: `${current.namespace}/${current.name}`, uid: current.uid, retry: true }));
+          }),
+        ),
+      );
     }
     await Promise.all(work);
     if (!this.#hasPendingWork()) this.#retryDelay = this.#retryInitial;
@@ -539,7 +573,7 @@ function podEntryOf(
     namespace: ev.podNamespace,
     name: ev.podName,
     serviceAccount: decision.serviceAccount ?? existing?.serviceAccount ?? DEFAULT_SERVICE_ACCOUNT,
-    ips: ev.ips.length > 0 ? ev.ips : existing?.ips ?? [],
+    ips: ev.ips.length > 0 ? ev.ips : (existing?.ips ?? []),
     containerId: ev.containerId,
     netnsPath: ev.netns,
     ...netns,

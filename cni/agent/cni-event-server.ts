@@ -10,7 +10,12 @@ import { dirname } from 'node:path';
 import { describeError, errorCode } from '../../lib/errors.js';
 import type { Logger } from '../../lib/telemetry/logger.js';
 import {
-  CNI_EVENT_ADD_PATH, CNI_EVENT_DEL_PATH, CNI_EVENT_MAX_BODY, parseCniPodEvent, type CniEventError, type CniEventReply,
+  CNI_EVENT_ADD_PATH,
+  CNI_EVENT_DEL_PATH,
+  CNI_EVENT_MAX_BODY,
+  parseCniPodEvent,
+  type CniEventError,
+  type CniEventReply,
   type CniPodEvent,
 } from '../event.js';
 import { CniAgentError, CniAgentErrorCode } from './errors.js';

@@ -64,7 +64,12 @@ export const DEFAULT_SYSTEM_NAMESPACE = 'istio-system';
 export const ALWAYS_EXCLUDED_NAMESPACES: ReadonlySet<string> = new Set(['kube-system']);
 
 function list(value: string | undefined): Set<string> {
-  return new Set((value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''));
+  return new Set(
+    (value ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== ''),
+  );
 }
 
 function bool(name: string, value: string | undefined, dflt: boolean): boolean {
@@ -102,12 +107,16 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   }
   if (source === 'kubernetes') {
     if (kubeconfigPath === undefined && !inCluster) {
-      throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG,
-        'ENROLLMENT=kubernetes needs a kubeconfig: set KUBECONFIG, or run in a pod (KUBERNETES_SERVICE_HOST)');
+      throw new CniAgentError(
+        CniAgentErrorCode.BAD_CONFIG,
+        'ENROLLMENT=kubernetes needs a kubeconfig: set KUBECONFIG, or run in a pod (KUBERNETES_SERVICE_HOST)',
+      );
     }
     if (nodeName === '') {
-      throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG,
-        'kubernetes enrollment needs NODE_NAME (downward API fieldRef spec.nodeName); or set ENROLLMENT=static');
+      throw new CniAgentError(
+        CniAgentErrorCode.BAD_CONFIG,
+        'kubernetes enrollment needs NODE_NAME (downward API fieldRef spec.nodeName); or set ENROLLMENT=static',
+      );
     }
   }
   return {
@@ -127,7 +136,11 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
 }
 
 /** Whether a pod is enrolled in ambient, and why (for logs and the plugin's answer). */
-export function enrollment(cfg: Pick<AgentConfig, 'ambientNamespaces' | 'excludedPods'>, namespace: string, name: string): { enrolled: boolean; reason: string } {
+export function enrollment(
+  cfg: Pick<AgentConfig, 'ambientNamespaces' | 'excludedPods'>,
+  namespace: string,
+  name: string,
+): { enrolled: boolean; reason: string } {
   if (ALWAYS_EXCLUDED_NAMESPACES.has(namespace)) return { enrolled: false, reason: `namespace ${namespace} is never enrolled` };
   if (cfg.excludedPods.has(`${namespace}/${name}`)) return { enrolled: false, reason: 'pod opted out (AMBIENT_EXCLUDED_PODS)' };
   if (cfg.ambientNamespaces.has('*') || cfg.ambientNamespaces.has(namespace)) {

@@ -83,7 +83,11 @@ export interface EnrollmentRuleOptions {
  * Istio's enrollment rule for one pod. `namespace` undefined = the namespace object is unknown (no labels).
  * Order of the checks only matters for the reason given; every check must pass.
  */
-export function podRedirectionEnabled(pod: V1Pod, namespace: V1Namespace | undefined, opts: EnrollmentRuleOptions = {}): EnrollmentDecision {
+export function podRedirectionEnabled(
+  pod: V1Pod,
+  namespace: V1Namespace | undefined,
+  opts: EnrollmentRuleOptions = {},
+): EnrollmentDecision {
   const ns = pod.metadata?.namespace ?? '';
   const labels = pod.metadata?.labels ?? {};
   const serviceAccount = pod.spec?.serviceAccountName || pod.spec?.serviceAccount || DEFAULT_SERVICE_ACCOUNT;
@@ -103,8 +107,10 @@ export function podRedirectionEnabled(pod: V1Pod, namespace: V1Namespace | undef
   if (pod.spec?.hostNetwork === true) return no('the pod uses the host network');
   return {
     enrolled: true,
-    reason: podMode === DATAPLANE_MODE_AMBIENT ? `the pod is labelled ${DATAPLANE_MODE_LABEL}=${DATAPLANE_MODE_AMBIENT}`
-      : `namespace ${ns} is labelled ${DATAPLANE_MODE_LABEL}=${DATAPLANE_MODE_AMBIENT}`,
+    reason:
+      podMode === DATAPLANE_MODE_AMBIENT
+        ? `the pod is labelled ${DATAPLANE_MODE_LABEL}=${DATAPLANE_MODE_AMBIENT}`
+        : `namespace ${ns} is labelled ${DATAPLANE_MODE_LABEL}=${DATAPLANE_MODE_AMBIENT}`,
     serviceAccount,
   };
 }

@@ -85,24 +85,32 @@ export function inpodRuleLines(opts: InpodRuleOptions): Array<[InpodTable, strin
     // Outbound: everything the app sends (not ztunnel's own, marked sockets) goes to ztunnel's 15001.
     `-A ${OUTPUT} ! -d 127.0.0.1/32 -p tcp -m mark ! --mark ${MARK} -j REDIRECT --to-ports ${Inpod.ztunnelOutboundPort}`,
   ];
-  const tables: Array<[InpodTable, string[]]> = [['mangle', mangle], ['nat', nat]];
+  const tables: Array<[InpodTable, string[]]> = [
+    ['mangle', mangle],
+    ['nat', nat],
+  ];
   if (opts.dnsCapture) {
     // Separate conntrack zone for DNS so ztunnel's upstream queries don't collide with the app's redirected ones.
-    tables.push(['raw', [
-      `-N ${OUTPUT}`,
-      `-N ${PRERT}`,
-      `-A PREROUTING -j ${PRERT}`,
-      `-A OUTPUT -j ${OUTPUT}`,
-      `-A ${OUTPUT} -p udp -m mark --mark ${MARK} -m udp --dport 53 -j CT --zone 1`,
-      `-A ${PRERT} -p udp -m mark ! --mark ${MARK} -m udp --sport 53 -j CT --zone 1`,
-    ]]);
+    tables.push([
+      'raw',
+      [
+        `-N ${OUTPUT}`,
+        `-N ${PRERT}`,
+        `-A PREROUTING -j ${PRERT}`,
+        `-A OUTPUT -j ${OUTPUT}`,
+        `-A ${OUTPUT} -p udp -m mark --mark ${MARK} -m udp --dport 53 -j CT --zone 1`,
+        `-A ${PRERT} -p udp -m mark ! --mark ${MARK} -m udp --sport 53 -j CT --zone 1`,
+      ],
+    ]);
   }
   return tables;
 }
 
 /** The `iptables-restore --noflush` input for a pod without leftovers (Istio's default.golden with DNS capture). */
 export function inpodRules(opts: InpodRuleOptions): string {
-  return inpodRuleLines(opts).map(([table, lines]) => [`* ${table}`, ...lines, 'COMMIT'].join('\n')).join('\n') + '\n';
+  return `${inpodRuleLines(opts)
+    .map(([table, lines]) => [`* ${table}`, ...lines, 'COMMIT'].join('\n'))
+    .join('\n')}\n`;
 }
 
 /** What `iptables-save` shows in the pod for one table: chain names and the `-A` rule lines. */
@@ -178,7 +186,7 @@ export function inpodTeardown(saved: Map<string, SavedTable>): string {
     const lines = teardownLines(saved.get(table));
     if (lines.length > 0) blocks.push([`* ${table}`, ...lines, 'COMMIT'].join('\n'));
   }
-  return blocks.length === 0 ? '' : blocks.join('\n') + '\n';
+  return blocks.length === 0 ? '' : `${blocks.join('\n')}\n`;
 }
 
 /**
@@ -194,7 +202,7 @@ export function inpodReconcile(saved: Map<string, SavedTable>, opts: InpodRuleOp
     const lines = [...teardownLines(saved.get(table)), ...(wanted.get(table) ?? [])];
     if (lines.length > 0) blocks.push([`* ${table}`, ...lines, 'COMMIT'].join('\n'));
   }
-  return blocks.join('\n') + '\n';
+  return `${blocks.join('\n')}\n`;
 }
 
 /** True when any of our chains exists in any table. */

@@ -26,16 +26,32 @@
  * Forbidden is logged once and otherwise ignored (the annotation is informational); 404 (pod gone) is ignored.
  */
 import {
-  CoreV1Api, KubeConfig, ListWatch, PatchStrategy, Watch, setHeaderOptions, type KubernetesListObject,
-  type KubernetesObject, type V1Namespace, type V1Pod,
+  CoreV1Api,
+  KubeConfig,
+  ListWatch,
+  PatchStrategy,
+  Watch,
+  setHeaderOptions,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1Pod,
 } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.js';
 import { componentLogger, type Logger } from '../../lib/telemetry/logger.js';
 import type { AgentConfig } from './config.js';
 import {
-  DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION, SIDECAR_STATUS_ANNOTATION, podRedirectionEnabled,
-  type EnrollmentDecision, type EnrollmentListener, type EnrollmentPodRef, type EnrollmentRuleOptions,
-  type EnrollmentSource, type RedirectionAnnotator, type RedirectionState,
+  DATAPLANE_MODE_LABEL,
+  REDIRECTION_ANNOTATION,
+  SIDECAR_STATUS_ANNOTATION,
+  podRedirectionEnabled,
+  type EnrollmentDecision,
+  type EnrollmentListener,
+  type EnrollmentPodRef,
+  type EnrollmentRuleOptions,
+  type EnrollmentSource,
+  type RedirectionAnnotator,
+  type RedirectionState,
 } from './enrollment.js';
 import { CniAgentError, CniAgentErrorCode } from './errors.js';
 
@@ -76,8 +92,15 @@ class Informer<T extends KubernetesObject> {
   readonly #firstSync: Promise<void>;
   #resolveFirstSync: () => void = () => undefined;
 
-  constructor(kc: KubeConfig, what: string, path: string, list: () => Promise<KubernetesListObject<T>>,
-    fieldSelector: string | undefined, log: Logger, retry: { initialMs: number; maxMs: number }) {
+  constructor(
+    kc: KubeConfig,
+    what: string,
+    path: string,
+    list: () => Promise<KubernetesListObject<T>>,
+    fieldSelector: string | undefined,
+    log: Logger,
+    retry: { initialMs: number; maxMs: number },
+  ) {
     this.#what = what;
     this.#log = log;
     this.#retryInitial = retry.initialMs;
@@ -128,7 +151,10 @@ class Informer<T extends KubernetesObject> {
     if (this.#stopped) return;
     // One warning per outage, not one per retry.
     if (!this.#loggedFailure) {
-      this.#log.warn({ informer: this.#what, status: httpStatus(err), err: describeError(err) }, 'list/watch failed; retrying with backoff');
+      this.#log.warn(
+        { informer: this.#what, status: httpStatus(err), err: describeError(err) },
+        'list/watch failed; retrying with backoff',
+      );
       this.#loggedFailure = true;
     }
     if (this.#timer !== undefined) return;
@@ -184,10 +210,24 @@ export class KubernetesEnrollment implements EnrollmentSource {
     this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
     const retry = { initialMs: opts.retryInitialMs ?? 1000, maxMs: opts.retryMaxMs ?? 30_000 };
     const fieldSelector = `spec.nodeName=${opts.nodeName}`;
-    this.#namespaces = new Informer<V1Namespace>(opts.kubeConfig, 'namespaces', '/api/v1/namespaces',
-      () => this.#core.listNamespace(), undefined, this.#log, retry);
-    this.#pods = new Informer<V1Pod>(opts.kubeConfig, `pods on node ${opts.nodeName}`, '/api/v1/pods',
-      () => this.#core.listPodForAllNamespaces({ fieldSelector }), fieldSelector, this.#log, retry);
+    this.#namespaces = new Informer<V1Namespace>(
+      opts.kubeConfig,
+      'namespaces',
+      '/api/v1/namespaces',
+      () => this.#core.listNamespace(),
+      undefined,
+      this.#log,
+      retry,
+    );
+    this.#pods = new Informer<V1Pod>(
+      opts.kubeConfig,
+      `pods on node ${opts.nodeName}`,
+      '/api/v1/pods',
+      () => this.#core.listPodForAllNamespaces({ fieldSelector }),
+      fieldSelector,
+      this.#log,
+      retry,
+    );
 
     const nsSeen = (ns: V1Namespace): void => {
       const name = ns.metadata?.name ?? '';
@@ -242,9 +282,17 @@ export class KubernetesEnrollment implements EnrollmentSource {
   async start(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new CniAgentError(CniAgentErrorCode.KUBE_SYNC_TIMEOUT,
-        `no complete list of namespaces and pods on node ${this.nodeName} from the API server within ${this.#syncTimeoutMs} ms ` +
-        '(is it reachable, and may this service account list/watch namespaces and pods?)')), this.#syncTimeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new CniAgentError(
+              CniAgentErrorCode.KUBE_SYNC_TIMEOUT,
+              `no complete list of namespaces and pods on node ${this.nodeName} from the API server within ${this.#syncTimeoutMs} ms ` +
+                '(is it reachable, and may this service account list/watch namespaces and pods?)',
+            ),
+          ),
+        this.#syncTimeoutMs,
+      );
     });
     try {
       await Promise.race([Promise.all([this.#namespaces.start(), this.#pods.start()]), timeout]);
@@ -273,8 +321,9 @@ export class KubernetesEnrollment implements EnrollmentSource {
     if (ref.uid !== '' && pod.metadata?.uid !== ref.uid) {
       return { enrolled: false, reason: `pod ${label} now has uid ${pod.metadata?.uid ?? '?'} (replaced)`, serviceAccount: undefined };
     }
-    const ns = this.#namespaces.cache.get(ref.namespace)
-      ?? await this.#get('namespace', ref.namespace, () => this.#core.readNamespace({ name: ref.namespace }));
+    const ns =
+      this.#namespaces.cache.get(ref.namespace) ??
+      (await this.#get('namespace', ref.namespace, () => this.#core.readNamespace({ name: ref.namespace })));
     return podRedirectionEnabled(pod, ns, this.#rules);
   }
 
@@ -317,13 +366,17 @@ export class KubeRedirectionAnnotator implements RedirectionAnnotator {
       if (status === 403) {
         if (!this.#forbiddenLogged) {
           this.#forbiddenLogged = true;
-          this.#log.warn({ pod: `${pod.namespace}/${pod.name}` },
-            `may not patch pods/status: pods are not annotated ${REDIRECTION_ANNOTATION} (grant patch on pods/status to enable it)`);
+          this.#log.warn(
+            { pod: `${pod.namespace}/${pod.name}` },
+            `may not patch pods/status: pods are not annotated ${REDIRECTION_ANNOTATION} (grant patch on pods/status to enable it)`,
+          );
         }
         return;
       }
-      this.#log.warn({ pod: `${pod.namespace}/${pod.name}`, state: state ?? null, status, err: describeError(err) },
-        `annotating ${REDIRECTION_ANNOTATION} failed`);
+      this.#log.warn(
+        { pod: `${pod.namespace}/${pod.name}`, state: state ?? null, status, err: describeError(err) },
+        `annotating ${REDIRECTION_ANNOTATION} failed`,
+      );
     }
   }
 }
@@ -343,7 +396,10 @@ export function kubeConfigFromEnv(config: Pick<AgentConfig, 'kubeconfigPath' | '
 }
 
 /** The source and annotator main.ts uses with ENROLLMENT=kubernetes. */
-export function kubernetesEnrollmentFromConfig(config: AgentConfig, logger?: Logger): {
+export function kubernetesEnrollmentFromConfig(
+  config: AgentConfig,
+  logger?: Logger,
+): {
   enrollment: KubernetesEnrollment;
   annotator: KubeRedirectionAnnotator;
 } {

@@ -29,10 +29,13 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    agent.stop().then(() => process.exit(0), (err: unknown) => {
-      log.error({ err: describeError(err) }, 'stopping failed');
-      process.exit(1);
-    });
+    agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: describeError(err) }, 'stopping failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -16,7 +16,13 @@
 import { spawn } from 'node:child_process';
 import { MeshError } from '../../lib/errors.js';
 import {
-  hasInpodChains, inpodReconcile, inpodTeardown, ipRouteArgs, ipRuleArgs, parseIptablesSave, type InpodRuleOptions,
+  hasInpodChains,
+  inpodReconcile,
+  inpodTeardown,
+  ipRouteArgs,
+  ipRuleArgs,
+  parseIptablesSave,
+  type InpodRuleOptions,
 } from './iptables.js';
 
 export interface NetnsRulesOptions extends InpodRuleOptions {
@@ -70,8 +76,10 @@ function runInNetns(netnsFd: number, opts: NetnsRulesOptions, cmd: string, args:
 async function mustRun(netnsFd: number, opts: NetnsRulesOptions, cmd: string, args: string[], stdin?: string): Promise<string> {
   const r = await runInNetns(netnsFd, opts, cmd, args, stdin);
   if (r.code !== 0) {
-    throw new NetnsRulesError(`${cmd} ${args.join(' ')} failed in the pod netns (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}` +
-      (stdin === undefined ? '' : `\ninput was:\n${stdin}`));
+    throw new NetnsRulesError(
+      `${cmd} ${args.join(' ')} failed in the pod netns (exit ${r.code}): ${r.stderr.trim() || r.stdout.trim()}` +
+        (stdin === undefined ? '' : `\ninput was:\n${stdin}`),
+    );
   }
   return r.stdout;
 }

@@ -73,7 +73,9 @@ export class PodCache {
 
   /** The pods in the mesh (what ztunnel is told about). */
   enrolledUids(): string[] {
-    return this.all().filter((p) => p.enrolled).map((p) => p.uid);
+    return this.all()
+      .filter((p) => p.enrolled)
+      .map((p) => p.uid);
   }
 
   all(): PodEntry[] {

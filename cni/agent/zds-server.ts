@@ -21,8 +21,16 @@ import { dirname } from 'node:path';
 import { describeError } from '../../lib/errors.js';
 import { SeqpacketServer, closeFd, type SeqpacketConnection } from '../../lib/native/index.js';
 import {
-  ZDS_DEFAULT_TIMEOUT_MS, ZDS_MAX_MESSAGE_BYTES, ZdsError, ZdsErrorCode, decodeAck, decodeHello, describeRequest,
-  encodeRequest, type ZdsRequest, type ZdsWorkloadInfo,
+  ZDS_DEFAULT_TIMEOUT_MS,
+  ZDS_MAX_MESSAGE_BYTES,
+  ZdsError,
+  ZdsErrorCode,
+  decodeAck,
+  decodeHello,
+  describeRequest,
+  encodeRequest,
+  type ZdsRequest,
+  type ZdsWorkloadInfo,
 } from '../../lib/zds/index.js';
 import type { Logger } from '../../lib/telemetry/logger.js';
 
@@ -67,12 +75,15 @@ class ZtunnelConnection {
   #waiter: { resolve: (error: string) => void; reject: (err: unknown) => void } | null = null;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(conn: SeqpacketConnection, opts: {
-    log: Logger;
-    timeoutMs: number;
-    onClose: (c: ZtunnelConnection) => void;
-    onHello: (c: ZtunnelConnection) => void;
-  }) {
+  constructor(
+    conn: SeqpacketConnection,
+    opts: {
+      log: Logger;
+      timeoutMs: number;
+      onClose: (c: ZtunnelConnection) => void;
+      onHello: (c: ZtunnelConnection) => void;
+    },
+  ) {
     this.#conn = conn;
     this.#log = opts.log.child({ conn: this.id });
     this.#timeoutMs = opts.timeoutMs;
@@ -229,16 +240,22 @@ export class ZdsServer {
         return e.netnsFd === undefined
           ? { request: { kind: 'keep', uid }, fds: [] }
           : { request: { kind: 'add', uid, info: e.info }, fds: [e.netnsFd] };
-      }).then((error) => {
-        if (error !== '') this.#log.warn({ uid, error }, 'ztunnel NACKed a snapshot entry');
-        this.#opts.onSnapshotAck?.(uid, error);
-      }, () => undefined /* connection closed: reported by close() */);
+      }).then(
+        (error) => {
+          if (error !== '') this.#log.warn({ uid, error }, 'ztunnel NACKed a snapshot entry');
+          this.#opts.onSnapshotAck?.(uid, error);
+        },
+        () => undefined /* connection closed: reported by close() */,
+      );
     }
-    c.exchange(() => ({ request: { kind: 'snapshotSent' }, fds: [] })).then((error) => {
-      if (error !== '') this.#log.warn({ error }, 'ztunnel NACKed SnapshotSent');
-      this.#log.info({ conn: c.id, pods: uids.length }, 'snapshot sent to ztunnel');
-      this.#opts.onSnapshotDone?.();
-    }, () => undefined);
+    c.exchange(() => ({ request: { kind: 'snapshotSent' }, fds: [] })).then(
+      (error) => {
+        if (error !== '') this.#log.warn({ error }, 'ztunnel NACKed SnapshotSent');
+        this.#log.info({ conn: c.id, pods: uids.length }, 'snapshot sent to ztunnel');
+        this.#opts.onSnapshotDone?.();
+      },
+      () => undefined,
+    );
   }
 
   /**
@@ -257,12 +274,18 @@ export class ZdsServer {
   /** Sends DelWorkload to every connected ztunnel; resolves when all answered or went away (errors are logged). */
   async podDeleted(uid: string): Promise<void> {
     const targets = this.#conns.filter((c) => c.helloReceived && !c.closed);
-    await Promise.all(targets.map((c) => c.exchange(() => ({ request: { kind: 'del', uid }, fds: [] })).then(
-      (error) => {
-        if (error !== '') this.#log.warn({ uid, conn: c.id, error }, 'ztunnel NACKed DelWorkload');
-      },
-      (err: unknown) => this.#log.warn({ uid, conn: c.id, err: describeError(err) }, 'DelWorkload not delivered'),
-    )));
+    await Promise.all(
+      targets.map((c) =>
+        c
+          .exchange(() => ({ request: { kind: 'del', uid }, fds: [] }))
+          .then(
+            (error) => {
+              if (error !== '') this.#log.warn({ uid, conn: c.id, error }, 'ztunnel NACKed DelWorkload');
+            },
+            (err: unknown) => this.#log.warn({ uid, conn: c.id, err: describeError(err) }, 'DelWorkload not delivered'),
+          ),
+      ),
+    );
   }
 
   /** Stops listening and closes every connection (ztunnels reconnect to the next agent). */

@@ -25,7 +25,11 @@
  */
 import http from 'node:http';
 import {
-  CNI_EVENT_ADD_PATH, CNI_EVENT_DEL_PATH, DEFAULT_CNI_EVENT_ADDRESS, type CniEventError, type CniEventReply,
+  CNI_EVENT_ADD_PATH,
+  CNI_EVENT_DEL_PATH,
+  DEFAULT_CNI_EVENT_ADDRESS,
+  type CniEventError,
+  type CniEventReply,
   type CniPodEvent,
 } from '../event.js';
 
@@ -51,7 +55,11 @@ const ADD_TIMEOUT_MS = 60_000; // rules (iptables lock wait <= 30 s) + one ztunn
 const DEL_TIMEOUT_MS = 5_000; // a DEL never waits long: it succeeds anyway
 
 class CniError extends Error {
-  constructor(readonly code: number, msg: string, readonly details = '') {
+  constructor(
+    readonly code: number,
+    msg: string,
+    readonly details = '',
+  ) {
     super(msg);
   }
 }
@@ -88,8 +96,11 @@ function parseConf(text: string): NetConf {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new CniError(CniErrorCode.DECODE_FAILED, 'failed to decode the network configuration on stdin',
-      err instanceof Error ? err.message : String(err));
+    throw new CniError(
+      CniErrorCode.DECODE_FAILED,
+      'failed to decode the network configuration on stdin',
+      err instanceof Error ? err.message : String(err),
+    );
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new CniError(CniErrorCode.DECODE_FAILED, 'the network configuration on stdin is not a JSON object');
@@ -103,8 +114,11 @@ function parseConf(text: string): NetConf {
     }
   }
   if (!(SUPPORTED_VERSIONS as readonly string[]).includes(o.cniVersion as string)) {
-    throw new CniError(CniErrorCode.INCOMPATIBLE_VERSION, `incompatible CNI version ${String(o.cniVersion)}`,
-      `supported: ${SUPPORTED_VERSIONS.join(', ')}`);
+    throw new CniError(
+      CniErrorCode.INCOMPATIBLE_VERSION,
+      `incompatible CNI version ${String(o.cniVersion)}`,
+      `supported: ${SUPPORTED_VERSIONS.join(', ')}`,
+    );
   }
   if (o.prevResult !== undefined && (typeof o.prevResult !== 'object' || o.prevResult === null || Array.isArray(o.prevResult))) {
     throw new CniError(CniErrorCode.INVALID_CONFIG, 'invalid network configuration: "prevResult" must be an object');
@@ -150,40 +164,53 @@ function env(name: string, required: boolean): string {
 function postEvent(socketPath: string, path: string, event: CniPodEvent, timeoutMs: number): Promise<CniEventReply> {
   const body = JSON.stringify(event);
   return new Promise<CniEventReply>((resolve, reject) => {
-    const req = http.request({
-      socketPath,
-      path,
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), host: 'mesh-cni-agent' },
-      timeout: timeoutMs,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('error', (err) => reject(new CniError(CniErrorCode.TRY_AGAIN_LATER, 'reading the node agent answer failed', err.message)));
-      res.once('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          parsed = undefined;
-        }
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          const reply = parsed as Partial<CniEventReply> | undefined;
-          resolve({ enrolled: reply?.enrolled === true, message: typeof reply?.message === 'string' ? reply.message : '' });
-          return;
-        }
-        const e = parsed as Partial<CniEventError> | undefined;
-        const detail = typeof e?.error === 'string' ? `${e.code ?? 'error'}: ${e.error}` : text.slice(0, 2000);
-        reject(new CniError(status === 503 ? CniErrorCode.TRY_AGAIN_LATER : CniErrorCode.AGENT_REFUSED,
-          `the node agent refused pod ${event.podNamespace}/${event.podName} (HTTP ${status})`, detail));
-      });
-    });
+    const req = http.request(
+      {
+        socketPath,
+        path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), host: 'mesh-cni-agent' },
+        timeout: timeoutMs,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.once('error', (err) => reject(new CniError(CniErrorCode.TRY_AGAIN_LATER, 'reading the node agent answer failed', err.message)));
+        res.once('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            const reply = parsed as Partial<CniEventReply> | undefined;
+            resolve({ enrolled: reply?.enrolled === true, message: typeof reply?.message === 'string' ? reply.message : '' });
+            return;
+          }
+          const e = parsed as Partial<CniEventError> | undefined;
+          const detail = typeof e?.error === 'string' ? `${e.code ?? 'error'}: ${e.error}` : text.slice(0, 2000);
+          reject(
+            new CniError(
+              status === 503 ? CniErrorCode.TRY_AGAIN_LATER : CniErrorCode.AGENT_REFUSED,
+              `the node agent refused pod ${event.podNamespace}/${event.podName} (HTTP ${status})`,
+              detail,
+            ),
+          );
+        });
+      },
+    );
     req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new CniError(CniErrorCode.TRY_AGAIN_LATER, `the node agent at ${socketPath} is not reachable`,
-        `${err.code ?? ''} ${err.message}`.trim() + ' (is mesh-cni-agent running on this node?)'));
+      reject(
+        new CniError(
+          CniErrorCode.TRY_AGAIN_LATER,
+          `the node agent at ${socketPath} is not reachable`,
+          `${`${err.code ?? ''} ${err.message}`.trim()} (is mesh-cni-agent running on this node?)`,
+        ),
+      );
     });
     req.end(body);
   });
@@ -215,8 +242,10 @@ async function cmdAdd(stdin: string): Promise<string> {
   }
   const socket = conf.cni_event_address ?? DEFAULT_CNI_EVENT_ADDRESS;
   const reply = await postEvent(socket, CNI_EVENT_ADD_PATH, event, ADD_TIMEOUT_MS);
-  log(reply.enrolled ? 'info' : 'debug', reply.message || 'node agent accepted the pod',
-    { pod: `${event.podNamespace}/${event.podName}`, enrolled: reply.enrolled });
+  log(reply.enrolled ? 'info' : 'debug', reply.message || 'node agent accepted the pod', {
+    pod: `${event.podNamespace}/${event.podName}`,
+    enrolled: reply.enrolled,
+  });
   return result;
 }
 
@@ -241,8 +270,10 @@ async function cmdDel(stdin: string): Promise<void> {
     log('debug', reply.message || 'node agent handled DEL', { pod: `${event.podNamespace}/${event.podName}` });
   } catch (err) {
     const e = err as CniError;
-    log('warn', `DEL not delivered to the node agent; succeeding anyway: ${e.message}`,
-      { details: e.details, pod: `${event.podNamespace}/${event.podName}` });
+    log('warn', `DEL not delivered to the node agent; succeeding anyway: ${e.message}`, {
+      details: e.details,
+      pod: `${event.podNamespace}/${event.podName}`,
+    });
   }
 }
 
@@ -278,8 +309,11 @@ async function main(): Promise<number> {
         return 0;
       }
       default:
-        throw new CniError(CniErrorCode.INVALID_ENV, command === '' ? 'CNI_COMMAND is not set' : `unknown CNI_COMMAND ${command}`,
-          'supported: ADD, DEL, CHECK, VERSION');
+        throw new CniError(
+          CniErrorCode.INVALID_ENV,
+          command === '' ? 'CNI_COMMAND is not set' : `unknown CNI_COMMAND ${command}`,
+          'supported: ADD, DEL, CHECK, VERSION',
+        );
     }
   } catch (err) {
     const e = err instanceof CniError ? err : new CniError(CniErrorCode.IO_FAILURE, err instanceof Error ? err.message : String(err));
@@ -289,9 +323,12 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => {
-  process.exitCode = code;
-}, (err: unknown) => {
-  process.stdout.write(`${JSON.stringify({ cniVersion, code: CniErrorCode.IO_FAILURE, msg: String(err), details: '' })}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stdout.write(`${JSON.stringify({ cniVersion, code: CniErrorCode.IO_FAILURE, msg: String(err), details: '' })}\n`);
+    process.exitCode = 1;
+  },
+);

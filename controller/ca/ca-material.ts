@@ -34,7 +34,12 @@ export async function loadCertificateAuthority(
       const cert = unb64(secret.data?.['ca-cert.pem']);
       const key = unb64(secret.data?.['ca-key.pem']);
       if (!cert || !key) throw new Error(`secret ${namespace}/${SELF_SIGNED_CA_SECRET} lacks ca-cert.pem or ca-key.pem`);
-      return await CertificateAuthority.fromPem({ trustDomain: opts.trustDomain, caCertPem: cert, caKeyPem: key, rootCertPem: unb64(secret.data?.['root-cert.pem']) ?? cert });
+      return await CertificateAuthority.fromPem({
+        trustDomain: opts.trustDomain,
+        caCertPem: cert,
+        caKeyPem: key,
+        rootCertPem: unb64(secret.data?.['root-cert.pem']) ?? cert,
+      });
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;

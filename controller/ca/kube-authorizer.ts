@@ -46,9 +46,12 @@ export function kubeCaAuthorizer(opts: KubeCaAuthorizerOptions): CaAuthorizer {
       const token = bearer(ctx);
       if (!token) throw unauthenticated('no "authorization: Bearer <token>" header: send the service-account token (audience istio-ca)');
       const review = await opts.reviewer.review(token, [CA_AUDIENCE]).catch((err: unknown) => {
-        throw new CaError(CaErrorCode.UNAUTHENTICATED, `TokenReview failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+        throw new CaError(CaErrorCode.UNAUTHENTICATED, `TokenReview failed: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err,
+        });
       });
-      if (!review.authenticated) throw unauthenticated(`token rejected by the API server: ${review.error ?? 'not authenticated'} (is its audience ${CA_AUDIENCE}?)`);
+      if (!review.authenticated)
+        throw unauthenticated(`token rejected by the API server: ${review.error ?? 'not authenticated'} (is its audience ${CA_AUDIENCE}?)`);
       const sa = review.serviceAccount;
       if (!sa) throw unauthenticated(`"${review.username}" is not a service account; only workloads may get certificates`);
       const caller = makeIdentity(sa.namespace, sa.name, opts.trustDomain);
@@ -57,17 +60,25 @@ export function kubeCaAuthorizer(opts: KubeCaAuthorizerOptions): CaAuthorizer {
 
       // Impersonation: "request impersonation authentication failure" is istiod's wording for every refusal.
       if (!trusted.has(`${sa.namespace}/${sa.name}`)) {
-        throw unauthenticated(`request impersonation authentication failure: ${formatSpiffeId(caller)} is not a trusted node account (${[...trusted].join(', ') || 'none configured'})`);
+        throw unauthenticated(
+          `request impersonation authentication failure: ${formatSpiffeId(caller)} is not a trusted node account (${[...trusted].join(', ') || 'none configured'})`,
+        );
       }
       if (target.trustDomain !== opts.trustDomain) {
-        throw unauthenticated(`request impersonation authentication failure: trust domain of ${formatSpiffeId(target)} is not ${opts.trustDomain}`);
+        throw unauthenticated(
+          `request impersonation authentication failure: trust domain of ${formatSpiffeId(target)} is not ${opts.trustDomain}`,
+        );
       }
       const node = review.nodeName ?? (review.podName ? opts.pods.nodeOf(sa.namespace, review.podName) : undefined);
       if (!node) {
-        throw unauthenticated('request impersonation authentication failure: the token is not bound to a pod on a known node; use a pod-bound (projected) token');
+        throw unauthenticated(
+          'request impersonation authentication failure: the token is not bound to a pod on a known node; use a pod-bound (projected) token',
+        );
       }
       if (!opts.pods.hasPodOnNode(node, target.namespace, target.serviceAccount)) {
-        throw unauthenticated(`request impersonation authentication failure: no pod with identity ${formatSpiffeId(target)} runs on node ${node}`);
+        throw unauthenticated(
+          `request impersonation authentication failure: no pod with identity ${formatSpiffeId(target)} runs on node ${node}`,
+        );
       }
       return target;
     },

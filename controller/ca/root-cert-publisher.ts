@@ -65,7 +65,10 @@ export class RootCertPublisher {
         } catch (err) {
           // A namespace being deleted refuses new objects: nothing to do there.
           if (statusOf(err) !== 403 && statusOf(err) !== 404) failed.push(ns);
-          this.#log.warn({ namespace: ns, err: err instanceof Error ? err.message : String(err) }, 'could not publish the root certificate');
+          this.#log.warn(
+            { namespace: ns, err: err instanceof Error ? err.message : String(err) },
+            'could not publish the root certificate',
+          );
         }
       }
     } finally {
@@ -96,7 +99,11 @@ export class RootCertPublisher {
       await this.#api.createNamespacedConfigMap({ namespace, body });
       this.#log.debug({ namespace }, 'root certificate published');
     } else if (!this.isCurrent(existing)) {
-      await this.#api.replaceNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } } });
+      await this.#api.replaceNamespacedConfigMap({
+        name: ROOT_CERT_CONFIGMAP,
+        namespace,
+        body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion } },
+      });
       this.#log.info({ namespace }, 'root certificate ConfigMap restored');
     }
   }

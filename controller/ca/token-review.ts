@@ -38,7 +38,9 @@ export class KubeTokenReviewer implements TokenReviewer {
   }
 
   async review(token: string, audiences: readonly string[]): Promise<ReviewedToken> {
-    const res = await this.#api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } });
+    const res = await this.#api.createTokenReview({
+      body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } },
+    });
     const status = res.status;
     const user = status?.user;
     const extra = user?.extra ?? {};

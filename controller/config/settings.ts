@@ -63,9 +63,17 @@ function address(name: string, v: string | undefined, dflt: ListenAddress): List
 }
 
 const list = (v: string | undefined, dflt: readonly string[]): readonly string[] =>
-  v === undefined ? dflt : v.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  v === undefined
+    ? dflt
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
 
-export function loadControllerSettings(argv: readonly string[] = process.argv.slice(2), env: Readonly<Record<string, string | undefined>> = process.env): ControllerSettings {
+export function loadControllerSettings(
+  argv: readonly string[] = process.argv.slice(2),
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ControllerSettings {
   const { values } = parseArgs({
     args: [...argv],
     options: {

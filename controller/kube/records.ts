@@ -9,7 +9,7 @@
  * Fields that Kubernetes defaults at admission (Service port protocol, targetPort, EndpointSlice readiness) are
  * defaulted here the same way, so plain test JSON and server output produce the same record.
  */
-import { canonicalIp, parseCidr } from '../../ztunnel/state/ip.js';
+import { canonicalIp, parseCidr } from '../../lib/net/ip.js';
 
 // --- records -------------------------------------------------------------------------------------------------
 
@@ -211,14 +211,7 @@ export interface PeerAuthenticationRecord {
 
 // --- rejections ----------------------------------------------------------------------------------------------
 
-export type KubeKind =
-  | 'Namespace'
-  | 'Pod'
-  | 'Service'
-  | 'EndpointSlice'
-  | 'Node'
-  | 'AuthorizationPolicy'
-  | 'PeerAuthentication';
+export type KubeKind = 'Namespace' | 'Pod' | 'Service' | 'EndpointSlice' | 'Node' | 'AuthorizationPolicy' | 'PeerAuthentication';
 
 export const KubeRecordErrorCode = {
   /** An object does not have the shape its kind requires; it is skipped and reported. */
@@ -238,9 +231,7 @@ export interface KubeRejection {
   readonly reason: string;
 }
 
-export type RecordResult<T> =
-  | { readonly ok: true; readonly record: T }
-  | { readonly ok: false; readonly rejection: KubeRejection };
+export type RecordResult<T> = { readonly ok: true; readonly record: T } | { readonly ok: false; readonly rejection: KubeRejection };
 
 // --- reading helpers -----------------------------------------------------------------------------------------
 
@@ -515,7 +506,13 @@ export function serviceRecord(input: unknown): RecordResult<ServiceRecord> {
         targetPort = /^[0-9]+$/.test(tp) ? port(Number(tp), at(pp, 'targetPort')) : tp;
       } else fail(at(pp, 'targetPort'), `expected a port number or a port name, found ${show(tp)}`);
       const appProtocol = str(po, 'appProtocol', pp);
-      return { name: str(po, 'name', pp), port: servicePort, targetPort, protocol: protocolOf(po, pp), appProtocol: appProtocol === '' ? undefined : appProtocol };
+      return {
+        name: str(po, 'name', pp),
+        port: servicePort,
+        targetPort,
+        protocol: protocolOf(po, pp),
+        appProtocol: appProtocol === '' ? undefined : appProtocol,
+      };
     });
     const selector = stringMap(spec, 'selector', 'spec');
     const itp = spec.internalTrafficPolicy;
@@ -564,7 +561,11 @@ export function endpointSliceRecord(input: unknown): RecordResult<EndpointSliceR
         const to = obj(eo.targetRef, tp);
         if (str(to, 'kind', tp) === 'Pod') {
           // A targetRef without a namespace refers to the slice's own namespace.
-          targetRef = { namespace: str(to, 'namespace', tp, namespace) || namespace, name: reqStr(to, 'name', tp), uid: str(to, 'uid', tp) };
+          targetRef = {
+            namespace: str(to, 'namespace', tp, namespace) || namespace,
+            name: reqStr(to, 'name', tp),
+            uid: str(to, 'uid', tp),
+          };
         }
       }
       return { addresses: checked, ready, targetRef, nodeName: str(eo, 'nodeName', ep) };
@@ -588,7 +589,12 @@ function selectorOf(spec: Obj, path: string): Labels | undefined {
 function targetRef(v: unknown, path: string): PolicyTargetRef {
   const o = obj(v, path);
   const ns = str(o, 'namespace', path);
-  return { group: str(o, 'group', path), kind: reqStr(o, 'kind', path), name: reqStr(o, 'name', path), namespace: ns === '' ? undefined : ns };
+  return {
+    group: str(o, 'group', path),
+    kind: reqStr(o, 'kind', path),
+    name: reqStr(o, 'name', path),
+    namespace: ns === '' ? undefined : ns,
+  };
 }
 
 function ipBlocks(o: Obj, key: string, path: string): readonly string[] {
@@ -624,8 +630,10 @@ function source(v: unknown, path: string): AuthorizationSource {
     notRemoteIpBlocks: ipBlocks(s, 'notRemoteIpBlocks', path),
   };
   // Istio's validation: serviceAccounts names an identity on its own and cannot be mixed with the other forms.
-  if (src.serviceAccounts.length + src.notServiceAccounts.length > 0 &&
-    src.principals.length + src.notPrincipals.length + src.namespaces.length + src.notNamespaces.length > 0) {
+  if (
+    src.serviceAccounts.length + src.notServiceAccounts.length > 0 &&
+    src.principals.length + src.notPrincipals.length + src.namespaces.length + src.notNamespaces.length > 0
+  ) {
     fail(path, 'cannot set serviceAccounts with namespaces or principals');
   }
   return src;

@@ -69,12 +69,22 @@ export class ClusterWatch {
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
     const crd = (plural: string) => async (): Promise<KubernetesListObject<KubernetesObject>> =>
-      (await custom.listClusterCustomObject({ group: 'security.istio.io', version: 'v1', plural })) as KubernetesListObject<KubernetesObject>;
+      (await custom.listClusterCustomObject({
+        group: 'security.istio.io',
+        version: 'v1',
+        plural,
+      })) as KubernetesListObject<KubernetesObject>;
     this.#specs = [
       { kind: 'namespaces', path: '/api/v1/namespaces', list: () => core.listNamespace(), convert: namespaceRecord, clusterScoped: true },
       { kind: 'nodes', path: '/api/v1/nodes', list: () => core.listNode(), convert: nodeRecord, clusterScoped: true },
       { kind: 'pods', path: '/api/v1/pods', list: () => core.listPodForAllNamespaces(), convert: podRecord, clusterScoped: false },
-      { kind: 'services', path: '/api/v1/services', list: () => core.listServiceForAllNamespaces(), convert: serviceRecord, clusterScoped: false },
+      {
+        kind: 'services',
+        path: '/api/v1/services',
+        list: () => core.listServiceForAllNamespaces(),
+        convert: serviceRecord,
+        clusterScoped: false,
+      },
       {
         kind: 'endpointSlices',
         path: '/apis/discovery.k8s.io/v1/endpointslices',
@@ -82,8 +92,20 @@ export class ClusterWatch {
         convert: endpointSliceRecord,
         clusterScoped: false,
       },
-      { kind: 'authorizationPolicies', path: '/apis/security.istio.io/v1/authorizationpolicies', list: crd('authorizationpolicies'), convert: authorizationPolicyRecord, clusterScoped: false },
-      { kind: 'peerAuthentications', path: '/apis/security.istio.io/v1/peerauthentications', list: crd('peerauthentications'), convert: peerAuthenticationRecord, clusterScoped: false },
+      {
+        kind: 'authorizationPolicies',
+        path: '/apis/security.istio.io/v1/authorizationpolicies',
+        list: crd('authorizationpolicies'),
+        convert: authorizationPolicyRecord,
+        clusterScoped: false,
+      },
+      {
+        kind: 'peerAuthentications',
+        path: '/apis/security.istio.io/v1/peerauthentications',
+        list: crd('peerauthentications'),
+        convert: peerAuthenticationRecord,
+        clusterScoped: false,
+      },
     ];
   }
 
@@ -121,10 +143,7 @@ export class ClusterWatch {
   async start(): Promise<void> {
     await Promise.all(this.#specs.map((spec) => this.#startInformer(spec)));
     this.#synced = true;
-    this.#log.info(
-      Object.fromEntries(Object.entries(this.#maps).map(([k, m]) => [k, m.size])),
-      'cluster state synced',
-    );
+    this.#log.info(Object.fromEntries(Object.entries(this.#maps).map(([k, m]) => [k, m.size])), 'cluster state synced');
   }
 
   async stop(): Promise<void> {
@@ -137,24 +156,29 @@ export class ClusterWatch {
     this.#informers.push(informer);
     const key = (o: KubernetesObject): string =>
       spec.clusterScoped ? (o.metadata?.name ?? '') : `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
-    const upsert = (type: 'add' | 'update') => (o: KubernetesObject): void => {
-      const k = key(o);
-      const res = spec.convert(o);
-      const rejectionKey = `${spec.kind}:${k}`;
-      if (!res.ok) {
-        if (!this.#rejections.has(rejectionKey)) {
-          this.#log.warn({ code: res.rejection.code, kind: res.rejection.kind, object: k, reason: res.rejection.reason }, 'skipping an invalid object');
+    const upsert =
+      (type: 'add' | 'update') =>
+      (o: KubernetesObject): void => {
+        const k = key(o);
+        const res = spec.convert(o);
+        const rejectionKey = `${spec.kind}:${k}`;
+        if (!res.ok) {
+          if (!this.#rejections.has(rejectionKey)) {
+            this.#log.warn(
+              { code: res.rejection.code, kind: res.rejection.kind, object: k, reason: res.rejection.reason },
+              'skipping an invalid object',
+            );
+          }
+          this.#rejections.set(rejectionKey, res.rejection);
+          // An object that became invalid is as good as gone: the model must not keep serving its old form.
+          if (this.#maps[spec.kind].delete(k)) this.#emit({ kind: spec.kind, type: 'delete', key: k });
+          return;
         }
-        this.#rejections.set(rejectionKey, res.rejection);
-        // An object that became invalid is as good as gone: the model must not keep serving its old form.
-        if (this.#maps[spec.kind].delete(k)) this.#emit({ kind: spec.kind, type: 'delete', key: k });
-        return;
-      }
-      this.#rejections.delete(rejectionKey);
-      const recKey = spec.clusterScoped ? res.record.name : objectKey({ namespace: res.record.namespace ?? '', name: res.record.name });
-      this.#maps[spec.kind].set(recKey, res.record);
-      this.#emit({ kind: spec.kind, type, key: recKey });
-    };
+        this.#rejections.delete(rejectionKey);
+        const recKey = spec.clusterScoped ? res.record.name : objectKey({ namespace: res.record.namespace ?? '', name: res.record.name });
+        this.#maps[spec.kind].set(recKey, res.record);
+        this.#emit({ kind: spec.kind, type, key: recKey });
+      };
     informer.on('add', upsert('add'));
     informer.on('update', upsert('update'));
     informer.on('delete', (o: KubernetesObject) => {
@@ -165,7 +189,10 @@ export class ClusterWatch {
     let delay = RESTART_INITIAL_MS;
     informer.on('error', (err: unknown) => {
       if (this.#stopped) return;
-      this.#log.warn({ kind: spec.kind, err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'watch failed; restarting');
+      this.#log.warn(
+        { kind: spec.kind, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
+        'watch failed; restarting',
+      );
       setTimeout(() => {
         if (this.#stopped) return;
         informer.start().then(

@@ -68,7 +68,10 @@ export class LeaseElection {
       const r = await kubeJson(this.#kc, 'GET', this.#path());
       const lease = r.body as LeaseJson;
       if (r.status === 200 && lease.spec?.holderIdentity === this.#opts.identity) {
-        await kubeJson(this.#kc, 'PUT', this.#path(), { ...lease, spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 } });
+        await kubeJson(this.#kc, 'PUT', this.#path(), {
+          ...lease,
+          spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 },
+        });
       }
     } catch {
       // best effort: the lease expires by itself
@@ -79,7 +82,10 @@ export class LeaseElection {
   #set(leader: boolean): void {
     if (leader === this.#leader) return;
     this.#leader = leader;
-    this.#opts.logger?.info({ lease: `${this.#opts.namespace}/${this.#opts.name}`, identity: this.#opts.identity }, leader ? 'became leader' : 'lost leadership');
+    this.#opts.logger?.info(
+      { lease: `${this.#opts.namespace}/${this.#opts.name}`, identity: this.#opts.identity },
+      leader ? 'became leader' : 'lost leadership',
+    );
     for (const l of this.#listeners) l(leader);
   }
 
@@ -112,7 +118,13 @@ export class LeaseElection {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace },
-        spec: { holderIdentity: identity, leaseDurationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
+        spec: {
+          holderIdentity: identity,
+          leaseDurationSeconds,
+          acquireTime: microTime(now),
+          renewTime: microTime(now),
+          leaseTransitions: 0,
+        },
       });
       if (created.status === 201 || created.status === 200) {
         this.#lastRenew = Date.now();

@@ -20,7 +20,7 @@
  *    (ztunnel strips it from the peer identity before matching), so a value written with it is stripped too.
  */
 import { istio } from '../../lib/proto/index.js';
-import { parseCidr, parseIp } from '../../ztunnel/state/ip.js';
+import { parseCidr, parseIp } from '../../lib/net/ip.js';
 import type { AuthorizationCondition, AuthorizationPolicyRecord, AuthorizationRuleRecord } from '../kube/records.js';
 import type { ModelOptions } from './options.js';
 
@@ -53,7 +53,13 @@ const DENY_MIXED = 'DENY policy with HTTP attributes is enforced without the HTT
 const ALLOW_OMITTED = 'Within an ALLOW policy, rules matching HTTP attributes are omitted. This will be more restrictive than requested.';
 
 /** The `when` keys ztunnel can evaluate. */
-export const L4_WHEN_KEYS: ReadonlySet<string> = new Set(['source.ip', 'source.namespace', 'source.principal', 'destination.ip', 'destination.port']);
+export const L4_WHEN_KEYS: ReadonlySet<string> = new Set([
+  'source.ip',
+  'source.namespace',
+  'source.principal',
+  'destination.ip',
+  'destination.port',
+]);
 
 /** Go's strconv.ParseBool, which istiod uses for the dry-run annotation; anything else counts as false. */
 function parseGoBool(v: string): boolean {
@@ -98,7 +104,9 @@ function ports(values: readonly string[]): number[] {
 function serviceAccounts(values: readonly string[], policyNamespace: string): IServiceAccountMatch[] {
   return values.map((v) => {
     const slash = v.indexOf('/');
-    return slash < 0 ? { namespace: policyNamespace, serviceAccount: v } : { namespace: v.slice(0, slash), serviceAccount: v.slice(slash + 1) };
+    return slash < 0
+      ? { namespace: policyNamespace, serviceAccount: v }
+      : { namespace: v.slice(0, slash), serviceAccount: v.slice(slash + 1) };
   });
 }
 
@@ -118,11 +126,16 @@ function whenMatch(when: AuthorizationCondition): IMatch {
   const dport = both('destination.port', ports);
   const dip = both('destination.ip', addresses);
   return compact({
-    namespaces: ns.pos, notNamespaces: ns.neg,
-    principals: pr.pos, notPrincipals: pr.neg,
-    sourceIps: sip.pos, notSourceIps: sip.neg,
-    destinationPorts: dport.pos, notDestinationPorts: dport.neg,
-    destinationIps: dip.pos, notDestinationIps: dip.neg,
+    namespaces: ns.pos,
+    notNamespaces: ns.neg,
+    principals: pr.pos,
+    notPrincipals: pr.neg,
+    sourceIps: sip.pos,
+    notSourceIps: sip.neg,
+    destinationPorts: dport.pos,
+    notDestinationPorts: dport.neg,
+    destinationIps: dip.pos,
+    notDestinationIps: dip.neg,
   });
 }
 

@@ -20,14 +20,7 @@ import type { NamespaceRecord, PodRecord } from '../kube/records.js';
 export const DATAPLANE_MODE_LABEL = 'istio.io/dataplane-mode';
 export const SIDECAR_STATUS_ANNOTATION = 'sidecar.istio.io/status';
 
-export type EnrollmentReason =
-  | 'host-network'
-  | 'sidecar'
-  | 'ztunnel'
-  | 'pod-opt-out'
-  | 'pod-label'
-  | 'namespace-label'
-  | 'not-selected';
+export type EnrollmentReason = 'host-network' | 'sidecar' | 'ztunnel' | 'pod-opt-out' | 'pod-label' | 'namespace-label' | 'not-selected';
 
 export interface Enrollment {
   readonly enrolled: boolean;

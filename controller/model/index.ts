@@ -12,7 +12,13 @@
  *   snapshot.ts             ClusterState → WdsSnapshot, incremental through a WdsCache
  *   resource-set.ts         the snapshot's resource sets, sharing unchanged chunks between snapshots
  */
-export { ambientEnrollment, DATAPLANE_MODE_LABEL, SIDECAR_STATUS_ANNOTATION, type Enrollment, type EnrollmentReason } from './enrollment.js';
+export {
+  ambientEnrollment,
+  DATAPLANE_MODE_LABEL,
+  SIDECAR_STATUS_ANNOTATION,
+  type Enrollment,
+  type EnrollmentReason,
+} from './enrollment.js';
 export {
   convertAuthorizationPolicy,
   hasEffectiveRules,

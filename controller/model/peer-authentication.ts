@@ -155,9 +155,7 @@ export function convertPeerAuthentication(
     if (portMode === 'STRICT') {
       // Already enforced by the parent: the workload is STRICT, or it inherits STRICT from namespace or mesh.
       const parentStrict =
-        mode === 'STRICT' ||
-        (mode === 'UNSET' && strict(nsPolicy)) ||
-        ((nsPolicy === undefined || unset(nsPolicy)) && strict(rootPolicy));
+        mode === 'STRICT' || (mode === 'UNSET' && strict(nsPolicy)) || ((nsPolicy === undefined || unset(nsPolicy)) && strict(rootPolicy));
       if (parentStrict) continue;
       // Rules are OR-ed: one per STRICT port, denying plaintext to that port.
       groups.push({ clauses: [{ matches: [{ notPrincipals: [{ presence: {} }], destinationPorts: [port] }] }] });
@@ -179,8 +177,7 @@ export function convertPeerAuthentication(
   // STRICT with only STRICT ports is plain STRICT: the static policy covers it.
   if (mode === 'STRICT' && !foundNonStrictPort) return undefined;
   if (rulesClauses.length === 0 && groups.length === 0) return undefined;
-  const mergeStrict =
-    (strict(rootPolicy) && (nsPolicy === undefined || unset(nsPolicy) || strict(nsPolicy))) || strict(nsPolicy);
+  const mergeStrict = (strict(rootPolicy) && (nsPolicy === undefined || unset(nsPolicy) || strict(nsPolicy))) || strict(nsPolicy);
   if (mergeStrict && foundNonStrictPort) rulesClauses.push(noIdentity());
   if (rulesClauses.length > 0) groups.push({ clauses: rulesClauses });
   return {

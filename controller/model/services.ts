@@ -8,7 +8,7 @@
  * sent (istiod leaves them to DNS).
  */
 import { istio } from '../../lib/proto/index.js';
-import { parseIp } from '../../ztunnel/state/ip.js';
+import { parseIp } from '../../lib/net/ip.js';
 import type { ServicePortRecord, ServiceRecord } from '../kube/records.js';
 import type { ModelOptions } from './options.js';
 
@@ -83,12 +83,16 @@ function loadBalancing(svc: ServiceRecord): istio.workload.LoadBalancing.$Proper
 
 function ipFamilies(svc: ServiceRecord): istio.workload.IPFamilies {
   if (svc.ipFamilies.length === 2) return istio.workload.IPFamilies.DUAL;
-  if (svc.ipFamilies.length === 1) return svc.ipFamilies[0] === 'IPv4' ? istio.workload.IPFamilies.IPV4_ONLY : istio.workload.IPFamilies.IPV6_ONLY;
+  if (svc.ipFamilies.length === 1)
+    return svc.ipFamilies[0] === 'IPv4' ? istio.workload.IPFamilies.IPV4_ONLY : istio.workload.IPFamilies.IPV6_ONLY;
   return istio.workload.IPFamilies.AUTOMATIC;
 }
 
 /** The WDS Service for a Kubernetes Service, or undefined for ExternalName services (not sent). */
-export function buildService(svc: ServiceRecord, opts: Pick<ModelOptions, 'clusterDomain' | 'network'>): istio.workload.Service.$Properties | undefined {
+export function buildService(
+  svc: ServiceRecord,
+  opts: Pick<ModelOptions, 'clusterDomain' | 'network'>,
+): istio.workload.Service.$Properties | undefined {
   if (svc.type === 'ExternalName') return undefined;
   const addresses: istio.workload.NetworkAddress.$Properties[] = [];
   for (const cip of svc.clusterIPs) {

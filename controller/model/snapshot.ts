@@ -109,7 +109,10 @@ const EMPTY: ClusterState = emptyClusterState();
 
 function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
   let s = m.get(k);
-  if (s === undefined) m.set(k, (s = new Set()));
+  if (s === undefined) {
+    s = new Set();
+    m.set(k, s);
+  }
   s.add(v);
 }
 
@@ -121,7 +124,11 @@ function removeFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
 }
 
 /** Calls `f` for every key whose record differs by identity (added, replaced or removed). */
-function diff<V>(prev: ReadonlyMap<string, V>, next: ReadonlyMap<string, V>, f: (key: string, old: V | undefined, now: V | undefined) => void): void {
+function diff<V>(
+  prev: ReadonlyMap<string, V>,
+  next: ReadonlyMap<string, V>,
+  f: (key: string, old: V | undefined, now: V | undefined) => void,
+): void {
   if (prev === next) return;
   let kept = 0;
   for (const [k, v] of next) {
@@ -230,7 +237,8 @@ export class WdsCache {
       }
       // Pods listed by the service's slices reference it even without a selector.
       for (const sliceKey of this.#slicesByService.get(key) ?? []) {
-        for (const e of state.endpointSlices.get(sliceKey)?.endpoints ?? []) if (e.targetRef !== undefined) dirtyPods.add(objectKey(e.targetRef));
+        for (const e of state.endpointSlices.get(sliceKey)?.endpoints ?? [])
+          if (e.targetRef !== undefined) dirtyPods.add(objectKey(e.targetRef));
       }
       if (old !== undefined) this.#indexService(key, old, false);
       if (now !== undefined) this.#indexService(key, now, true);
@@ -271,7 +279,10 @@ export class WdsCache {
       const old = this.#workloads.get(key);
       const pod = state.pods.get(key);
       const w = pod === undefined ? undefined : buildWorkload(this.#workloadInputs(key, pod, state, opts), opts);
-      const res = w === undefined ? undefined : resourceFor(workloadUid(opts.clusterId, w.namespace ?? '', w.name ?? ''), encodeAddress({ workload: w }), old);
+      const res =
+        w === undefined
+          ? undefined
+          : resourceFor(workloadUid(opts.clusterId, w.namespace ?? '', w.name ?? ''), encodeAddress({ workload: w }), old);
       if (res === undefined) this.#workloads.delete(key);
       else this.#workloads.set(key, res);
       publish(this.#addresses, old, res);
@@ -280,7 +291,10 @@ export class WdsCache {
       const old = this.#services.get(key);
       const rec = state.services.get(key);
       const svc = rec === undefined ? undefined : buildService(rec, opts);
-      const res = svc === undefined ? undefined : resourceFor(serviceResourceName(svc.namespace ?? '', svc.hostname ?? ''), encodeAddress({ service: svc }), old);
+      const res =
+        svc === undefined
+          ? undefined
+          : resourceFor(serviceResourceName(svc.namespace ?? '', svc.hostname ?? ''), encodeAddress({ service: svc }), old);
       if (res === undefined) this.#services.delete(key);
       else this.#services.set(key, res);
       publish(this.#addresses, old, res);
@@ -294,7 +308,13 @@ export class WdsCache {
       else this.#policies.set(key, res);
       const message = conv?.warnings[0];
       if (rec !== undefined && message !== undefined) {
-        this.#policyWarnings.set(key, { kind: 'AuthorizationPolicy', namespace: rec.namespace, name: rec.name, reason: 'UnsupportedValue', message });
+        this.#policyWarnings.set(key, {
+          kind: 'AuthorizationPolicy',
+          namespace: rec.namespace,
+          name: rec.name,
+          reason: 'UnsupportedValue',
+          message,
+        });
       } else this.#policyWarnings.delete(key);
       publish(this.#authorizations, old, res);
     }
@@ -318,9 +338,16 @@ export class WdsCache {
     this.#opts = opts;
     this.#state = EMPTY;
     for (const m of [
-      this.#podsByNs, this.#podsByNode, this.#podsByLabel, this.#servicesByLabel, this.#slicesByPod,
-      this.#slicesByService, this.#policiesByNs, this.#peerAuthsByNs,
-    ]) m.clear();
+      this.#podsByNs,
+      this.#podsByNode,
+      this.#podsByLabel,
+      this.#servicesByLabel,
+      this.#slicesByPod,
+      this.#slicesByService,
+      this.#policiesByNs,
+      this.#peerAuthsByNs,
+    ])
+      m.clear();
     for (const m of [this.#workloads, this.#services, this.#policies, this.#peerAuthPolicies]) m.clear();
     this.#addresses.clear();
     this.#authorizations.clear();
@@ -356,7 +383,8 @@ export class WdsCache {
   /** Adds the pods a selector selects (in `namespace`, or anywhere when undefined) to `out`. */
   #podsSelectedBy(selector: Labels, namespace: string | undefined, state: ClusterState, out: Set<string>): void {
     const pair = firstPair(selector);
-    const candidates = pair !== undefined ? this.#podsByLabel.get(pair) : namespace !== undefined ? this.#podsByNs.get(namespace) : state.pods.keys();
+    const candidates =
+      pair !== undefined ? this.#podsByLabel.get(pair) : namespace !== undefined ? this.#podsByNs.get(namespace) : state.pods.keys();
     for (const key of candidates ?? []) {
       const pod = state.pods.get(key);
       if (pod !== undefined && (namespace === undefined || pod.namespace === namespace) && selects(selector, pod.labels)) out.add(key);

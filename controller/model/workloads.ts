@@ -18,7 +18,7 @@
  *    the same name in an EndpointSlice of that service listing the pod; a port that resolves nowhere is left out.
  */
 import { istio } from '../../lib/proto/index.js';
-import { parseIp } from '../../ztunnel/state/ip.js';
+import { parseIp } from '../../lib/net/ip.js';
 import type {
   AuthorizationPolicyRecord,
   EndpointSliceRecord,
@@ -79,9 +79,10 @@ const CRONJOB_JOB_NAME = /^(.+)-\d{8,10}$/;
 const W = istio.workload.WorkloadType;
 
 /** The workload a pod belongs to, as istiod names it (pkg/kube GetWorkloadMetaFromPod). */
-export function workloadIdentity(
-  pod: Pick<PodRecord, 'name' | 'generateName' | 'controller' | 'labels'>,
-): { readonly name: string; readonly type: istio.workload.WorkloadType } {
+export function workloadIdentity(pod: Pick<PodRecord, 'name' | 'generateName' | 'controller' | 'labels'>): {
+  readonly name: string;
+  readonly type: istio.workload.WorkloadType;
+} {
   let name = pod.name;
   let kind = 'Pod';
   const hash = pod.labels['pod-template-hash'];
@@ -134,7 +135,12 @@ function containerPortByName(pod: PodRecord, name: string): number | undefined {
 }
 
 /** `<ns>/<hostname>` → service port → target port, for the services backing the pod. */
-function servicePorts(pod: PodRecord, services: Iterable<ServiceRecord>, slices: readonly EndpointSliceRecord[], clusterDomain: string): Record<string, IPortList> {
+function servicePorts(
+  pod: PodRecord,
+  services: Iterable<ServiceRecord>,
+  slices: readonly EndpointSliceRecord[],
+  clusterDomain: string,
+): Record<string, IPortList> {
   const entries: [string, IPortList][] = [];
   const seen = new Set<string>();
   for (const svc of services) {

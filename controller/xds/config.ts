@@ -56,7 +56,7 @@ export interface DebounceSettings {
 
 export const DEFAULT_DEBOUNCE: DebounceSettings = Object.freeze({ afterMs: DEFAULT_DEBOUNCE_AFTER_MS, maxMs: DEFAULT_DEBOUNCE_MAX_MS });
 
-const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** A Go duration ("100ms", "10s", "1m30s") in milliseconds, as Istio's env knobs are written; `name` is for the error. */
 export function parseGoDuration(text: string, name = 'duration'): number {

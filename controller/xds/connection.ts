@@ -191,7 +191,13 @@ export class XdsConnection {
     if (this.#closed) return;
     this.#closed = true;
     const reply = xdsStatusOf(err);
-    const line = { code: reply.errorCode, status: GrpcStatus[reply.code], peer: this.#peer, proxy: this.#proxy?.id, err: describeError(err) };
+    const line = {
+      code: reply.errorCode,
+      status: GrpcStatus[reply.code],
+      peer: this.#peer,
+      proxy: this.#proxy?.id,
+      err: describeError(err),
+    };
     if (reply.errorCode === XdsErrorCode.SHUTTING_DOWN) this.#deps.log.info(line, 'xDS stream closed');
     else if (reply.code === GrpcStatus.INTERNAL) this.#deps.log.error(line, 'xDS stream failed');
     else this.#deps.log.warn(line, 'xDS stream refused');
@@ -246,7 +252,11 @@ export class XdsConnection {
     } catch {
       peerCertificate = undefined;
     }
-    return Object.freeze({ metadata: metadataRecord(this.#call.metadata), peerAddress: this.#peer, ...(peerCertificate ? { peerCertificate } : {}) });
+    return Object.freeze({
+      metadata: metadataRecord(this.#call.metadata),
+      peerAddress: this.#peer,
+      ...(peerCertificate ? { peerCertificate } : {}),
+    });
   }
 
   #guard(fn: () => void): void {
@@ -280,7 +290,11 @@ export class XdsConnection {
     const max = this.#deps.limits.maxNameBytes;
     if (!req.typeUrl) throw badRequest('type_url is empty');
     if (req.typeUrl.length > max) throw badRequest(`type_url is longer than ${max} bytes`);
-    for (const list of [req.resourceNamesSubscribe ?? [], req.resourceNamesUnsubscribe ?? [], Object.keys(req.initialResourceVersions ?? {})]) {
+    for (const list of [
+      req.resourceNamesSubscribe ?? [],
+      req.resourceNamesUnsubscribe ?? [],
+      Object.keys(req.initialResourceVersions ?? {}),
+    ]) {
       for (const name of list) if (name.length > max) throw badRequest(`a resource name is longer than ${max} bytes`);
     }
   }
@@ -298,7 +312,10 @@ export class XdsConnection {
       });
       this.#deps.onOpened(this);
       this.#deps.metrics.connectionOpened(this.#proxy);
-      this.#deps.log.info({ proxy: this.#proxy.id, connection: this.#proxy.connectionId, peer: this.#peer, identities: this.#proxy.caller.identities }, 'xDS proxy connected');
+      this.#deps.log.info(
+        { proxy: this.#proxy.id, connection: this.#proxy.connectionId, peer: this.#peer, identities: this.#proxy.caller.identities },
+        'xDS proxy connected',
+      );
     }
     const proxy = this.#proxy;
     const typeUrl = req.typeUrl;
@@ -318,7 +335,13 @@ export class XdsConnection {
       const { watch, outcome } = newWatch(req, this.#deps.limits.maxNamesPerType);
       this.#watches.set(typeUrl, watch);
       this.#deps.log.debug(
-        { proxy: proxy.id, typeUrl, wildcard: watch.wildcard, names: watch.names.size, initialResources: Object.keys(req.initialResourceVersions ?? {}).length },
+        {
+          proxy: proxy.id,
+          typeUrl,
+          wildcard: watch.wildcard,
+          names: watch.names.size,
+          initialResources: Object.keys(req.initialResourceVersions ?? {}).length,
+        },
         'xDS subscription',
       );
       // A new subscription is always answered, even with nothing, so the proxy knows it has the full state.
@@ -328,10 +351,14 @@ export class XdsConnection {
     const outcome = applyRequest(w, req, now, this.#deps.limits.maxNamesPerType);
     if (outcome.kind === 'nack') {
       this.#deps.metrics.nack(typeUrl, proxy, w.lastError ?? '');
-      this.#deps.log.warn({ code: 'XDS_NACK', proxy: proxy.id, typeUrl, nonce: req.responseNonce, error: w.lastError }, 'proxy rejected configuration (NACK)');
+      this.#deps.log.warn(
+        { code: 'XDS_NACK', proxy: proxy.id, typeUrl, nonce: req.responseNonce, error: w.lastError },
+        'proxy rejected configuration (NACK)',
+      );
       return;
     }
-    if (outcome.kind === 'stale') this.#deps.log.debug({ proxy: proxy.id, typeUrl, nonce: req.responseNonce, nonceSent: w.nonceSent }, 'stale nonce ignored');
+    if (outcome.kind === 'stale')
+      this.#deps.log.debug({ proxy: proxy.id, typeUrl, nonce: req.responseNonce, nonceSent: w.nonceSent }, 'stale nonce ignored');
     if (outcome.respond) {
       const set = this.#resources(typeUrl);
       if (set) this.#respond(w, set, outcome.announce, false);
@@ -380,7 +407,10 @@ export class XdsConnection {
     recordSent(w, delta, nonce, this.#deps.now());
     if (!this.#call.write(res)) this.#blocked = true;
     this.#deps.metrics.responseSent(w.typeUrl, proxy, { resources: delta.resources.length, removed: delta.removed.length, bytes });
-    this.#deps.log.debug({ proxy: proxy.id, typeUrl: w.typeUrl, nonce, resources: delta.resources.length, removed: delta.removed.length }, 'xDS response sent');
+    this.#deps.log.debug(
+      { proxy: proxy.id, typeUrl: w.typeUrl, nonce, resources: delta.resources.length, removed: delta.removed.length },
+      'xDS response sent',
+    );
   }
 
   /** Runs once, however the stream ended; `code` says why when it ended without our doing (XDS_CANCELLED). */
@@ -392,7 +422,10 @@ export class XdsConnection {
     this.#deps.onClosed(this);
     if (this.#proxy) {
       this.#deps.metrics.connectionClosed(this.#proxy);
-      this.#deps.log.info({ ...(code ? { code } : {}), proxy: this.#proxy.id, connection: this.#proxy.connectionId }, 'xDS proxy disconnected');
+      this.#deps.log.info(
+        { ...(code ? { code } : {}), proxy: this.#proxy.id, connection: this.#proxy.connectionId },
+        'xDS proxy disconnected',
+      );
     } else if (code) {
       this.#deps.log.info(
         { code, peer: this.#peer, maxRequestBytes: this.#deps.limits.maxRequestBytes },

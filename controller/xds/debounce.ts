@@ -98,11 +98,14 @@ export class PushDebouncer {
 
   #arm(delayMs: number): void {
     this.#timerArmed = true;
-    this.#timer = this.#opts.clock.setTimeout(() => {
-      this.#timerArmed = false;
-      // While a push runs the timer only lapses; the push's completion re-checks the window.
-      if (this.#free) this.#check();
-    }, Math.max(0, delayMs));
+    this.#timer = this.#opts.clock.setTimeout(
+      () => {
+        this.#timerArmed = false;
+        // While a push runs the timer only lapses; the push's completion re-checks the window.
+        if (this.#free) this.#check();
+      },
+      Math.max(0, delayMs),
+    );
   }
 
   /** istiod's pushWorker: release the window if it is old enough or quiet enough, else wait the shorter remainder. */

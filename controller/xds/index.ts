@@ -30,5 +30,15 @@ export { type XdsAuthContext, type XdsCaller, type XdsAuthenticator, allowAnyCal
 export type { XdsServerMetrics } from './metrics.js';
 export { type SyncStatus, type SyncFacts, type TypeStatusRecord, type ProxyStatusRecord, syncStatusOf } from './status.js';
 export { type PushRequest, type MergedPushRequest, type PushDebouncerOptions, PushDebouncer } from './debounce.js';
-export { type WatchState, type RequestKind, type RequestOutcome, type Delta, WILDCARD, newWatch, applyRequest, computeDelta, recordSent } from './subscription.js';
+export {
+  type WatchState,
+  type RequestKind,
+  type RequestOutcome,
+  type Delta,
+  WILDCARD,
+  newWatch,
+  applyRequest,
+  computeDelta,
+  recordSent,
+} from './subscription.js';
 export { type DebounceSettings, DEFAULT_DEBOUNCE, debounceSettingsFromEnv, parseGoDuration } from './config.js';

@@ -14,7 +14,11 @@ export interface XdsServerMetrics {
   /** A stream was refused or cut for a reason with a stable code (auth failure, hostile input, budget). */
   streamRejected?(code: string): void;
   /** One response was sent (pilot_xds_pushes{type}); bytes is the encoded resources' total size. */
-  responseSent?(typeUrl: string, proxy: ProxyInfo, counts: { readonly resources: number; readonly removed: number; readonly bytes: number }): void;
+  responseSent?(
+    typeUrl: string,
+    proxy: ProxyInfo,
+    counts: { readonly resources: number; readonly removed: number; readonly bytes: number },
+  ): void;
   /** A proxy NACKed a response (pilot_total_xds_rejects{type}). */
   nack?(typeUrl: string, proxy: ProxyInfo, message: string): void;
   /** The debouncer released a push (pilot_debounce_time, pilot_push_triggers{reason}). */

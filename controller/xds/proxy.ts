@@ -64,10 +64,14 @@ export function parseProxyNode(node: envoy.config.core.v3.Node.$Properties | nul
   const parts = nodeId.split('~');
   if (parts.length !== 4) throw bad(`node id "${nodeId}" must have 4 parts separated by "~": <type>~<ip>~<pod>.<namespace>~<domain>`);
   const [type = '', idIp = '', id = '', dnsDomain = ''] = parts;
-  if (!(PROXY_TYPES as readonly string[]).includes(type)) throw bad(`node id "${nodeId}" has unknown proxy type "${type}"; expected one of ${PROXY_TYPES.join(', ')}`);
+  if (!(PROXY_TYPES as readonly string[]).includes(type))
+    throw bad(`node id "${nodeId}" has unknown proxy type "${type}"; expected one of ${PROXY_TYPES.join(', ')}`);
   if (id === '') throw bad(`node id "${nodeId}" has an empty proxy id`);
   const metadata = fromStruct(node?.metadata);
-  const ipList = stringField(metadata, NodeMetadataKey.INSTANCE_IPS)?.split(',').map((s) => s.trim()).filter((s) => s !== '') ?? [idIp];
+  const ipList = stringField(metadata, NodeMetadataKey.INSTANCE_IPS)
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '') ?? [idIp];
   const ipAddresses = ipList.filter((ip) => isIP(ip) !== 0);
   if (ipAddresses.length === 0) throw bad(`node "${nodeId}" carries no valid IP address (id or metadata INSTANCE_IPS)`);
   const idParts = id.split('.');

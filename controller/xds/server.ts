@@ -176,7 +176,10 @@ export class XdsServer {
   handlers(): grpc.UntypedServiceImplementation {
     const DeltaAggregatedResources: grpc.handleBidiStreamingCall<Buffer, DeltaRes> = (call) => this.#accept(call);
     const StreamAggregatedResources: grpc.handleBidiStreamingCall<Buffer, SotwRes> = (call) => {
-      const err = new XdsError(XdsErrorCode.UNIMPLEMENTED, 'StreamAggregatedResources (state of the world) is not served; use DeltaAggregatedResources');
+      const err = new XdsError(
+        XdsErrorCode.UNIMPLEMENTED,
+        'StreamAggregatedResources (state of the world) is not served; use DeltaAggregatedResources',
+      );
       const reply = xdsStatusOf(err);
       this.#log.warn({ code: reply.errorCode, peer: call.getPeer() }, 'xDS stream refused');
       this.#metrics.streamRejected(reply.errorCode);
@@ -227,7 +230,13 @@ export class XdsServer {
     this.#pushCount++;
     this.#metrics.pushReleased(push);
     this.#log.debug(
-      { version: this.pushVersion, types: [...push.typeUrls], reasons: Object.fromEntries(push.reasons), merged: push.requests, proxies: this.#proxies.size },
+      {
+        version: this.pushVersion,
+        types: [...push.typeUrls],
+        reasons: Object.fromEntries(push.reasons),
+        merged: push.requests,
+        proxies: this.#proxies.size,
+      },
       'xDS push',
     );
     let n = 0;
@@ -275,7 +284,8 @@ export async function startXdsServer(opts: StartXdsServerOptions): Promise<Runni
   let closing: Promise<void> | undefined;
   const close = (graceMs: number = XDS_SHUTDOWN_GRACE_MS): Promise<void> => {
     xds.close();
-    return (closing ??= shutdownServer(server, graceMs));
+    closing ??= shutdownServer(server, graceMs);
+    return closing;
   };
   return { port, server, xds, close };
 }

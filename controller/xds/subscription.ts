@@ -53,7 +53,12 @@ function covers(w: WatchState, name: string): boolean {
 }
 
 /** Applies subscribe then unsubscribe lists; returns the explicitly added names and whether coverage grew. */
-function applyNames(w: WatchState, subscribe: readonly string[], unsubscribe: readonly string[], maxNames: number): { added: string[]; grew: boolean } {
+function applyNames(
+  w: WatchState,
+  subscribe: readonly string[],
+  unsubscribe: readonly string[],
+  maxNames: number,
+): { added: string[]; grew: boolean } {
   const added: string[] = [];
   let grew = false;
   for (const name of subscribe) {

@@ -48,15 +48,31 @@ export function parseBaggage(header: string | undefined): BaggageFields {
     const eq = entry.indexOf('=');
     if (eq <= 0) continue;
     const key = entry.slice(0, eq).trim();
-    const value = entry.slice(eq + 1).split(';')[0]?.trim() ?? '';
+    const value =
+      entry
+        .slice(eq + 1)
+        .split(';')[0]
+        ?.trim() ?? '';
     if (!value) continue;
     switch (key) {
-      case 'k8s.cluster.name': out.clusterId = value; break;
-      case 'k8s.namespace.name': out.namespace = value; break;
-      case 'service.name': out.canonicalName = value; break;
-      case 'service.version': out.canonicalRevision = value; break;
-      case 'cloud.region': out.region = value; break;
-      case 'cloud.availability_zone': out.zone = value; break;
+      case 'k8s.cluster.name':
+        out.clusterId = value;
+        break;
+      case 'k8s.namespace.name':
+        out.namespace = value;
+        break;
+      case 'service.name':
+        out.canonicalName = value;
+        break;
+      case 'service.version':
+        out.canonicalRevision = value;
+        break;
+      case 'cloud.region':
+        out.region = value;
+        break;
+      case 'cloud.availability_zone':
+        out.zone = value;
+        break;
       default: {
         const m = /^k8s\.(deployment|cronjob|pod|job)\.name$/.exec(key);
         if (m) {

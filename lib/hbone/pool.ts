@@ -197,7 +197,12 @@ export class HbonePool {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         stream.close(constants.NGHTTP2_CANCEL);
-        fail(new HboneError(HboneErrorCode.RESPONSE_TIMEOUT, `no response to CONNECT ${req.authority} within ${this.#config.responseTimeoutMs} ms`));
+        fail(
+          new HboneError(
+            HboneErrorCode.RESPONSE_TIMEOUT,
+            `no response to CONNECT ${req.authority} within ${this.#config.responseTimeoutMs} ms`,
+          ),
+        );
       }, this.#config.responseTimeoutMs);
       const fail = (err: HboneError): void => {
         clearTimeout(timer);
@@ -272,7 +277,11 @@ export class HbonePool {
       try {
         tcp = this.#socketFactory(req);
       } catch (err) {
-        reject(new HboneError(HboneErrorCode.CONNECT_FAILED, `cannot create a socket to ${formatAuthority(req.address, req.port)}`, { cause: err }));
+        reject(
+          new HboneError(HboneErrorCode.CONNECT_FAILED, `cannot create a socket to ${formatAuthority(req.address, req.port)}`, {
+            cause: err,
+          }),
+        );
         return;
       }
       const tlsSocket: TLSSocket = tlsConnect({
@@ -285,10 +294,12 @@ export class HbonePool {
       let session: ClientHttp2Session | undefined;
       let settled = false;
       const timer = setTimeout(() => {
-        fail(new HboneError(
-          HboneErrorCode.CONNECT_FAILED,
-          `connection to ${formatAuthority(req.address, req.port)} not established within ${c.connectTimeoutMs} ms; maybe a NetworkPolicy is blocking HBONE port 15008`,
-        ));
+        fail(
+          new HboneError(
+            HboneErrorCode.CONNECT_FAILED,
+            `connection to ${formatAuthority(req.address, req.port)} not established within ${c.connectTimeoutMs} ms; maybe a NetworkPolicy is blocking HBONE port 15008`,
+          ),
+        );
       }, c.connectTimeoutMs);
       const fail = (err: HboneError): void => {
         if (settled) return;
@@ -307,7 +318,11 @@ export class HbonePool {
       // In TLS 1.3 the server judges our certificate after our handshake is done: a refusal arrives as an
       // alert or a close while we wait for its SETTINGS, not as a handshake error.
       tlsSocket.once('close', () => {
-        fail(lastError !== undefined ? tlsFailure(lastError) : new HboneError(HboneErrorCode.TLS_FAILED, 'server closed the connection during setup; it may have refused our certificate'));
+        fail(
+          lastError !== undefined
+            ? tlsFailure(lastError)
+            : new HboneError(HboneErrorCode.TLS_FAILED, 'server closed the connection during setup; it may have refused our certificate'),
+        );
       });
       tlsSocket.once('secureConnect', () => {
         if (tlsSocket.alpnProtocol !== HBONE_ALPN) {
@@ -330,7 +345,10 @@ export class HbonePool {
           else this.#logger?.debug({ err: err.message }, 'HBONE client session error');
         });
         s.once('close', () => {
-          if (!settled) fail(new HboneError(HboneErrorCode.TLS_FAILED, 'server closed the connection during setup; it may have refused our certificate'));
+          if (!settled)
+            fail(
+              new HboneError(HboneErrorCode.TLS_FAILED, 'server closed the connection during setup; it may have refused our certificate'),
+            );
         });
         s.once('remoteSettings', (settings) => {
           if (settled) return;

@@ -9,7 +9,14 @@
  *   handler (lookup, policy, upstream connect) ─▶ 400 / 401 / 503, or 200 and the tunnel
  *   tunnel: bytes both ways until FIN/END_STREAM or reset on either side.
  */
-import { createSecureServer, constants, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
+import {
+  createSecureServer,
+  constants,
+  type Http2SecureServer,
+  type IncomingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -198,7 +205,12 @@ export class HboneServer {
       return;
     }
     if (header(headers, ':method') !== 'CONNECT' || header(headers, ':protocol') !== undefined) {
-      this.#respondError(stream, 400, HboneErrorCode.NOT_CONNECT, `HBONE only accepts CONNECT, got ${header(headers, ':method') ?? 'none'}`);
+      this.#respondError(
+        stream,
+        400,
+        HboneErrorCode.NOT_CONNECT,
+        `HBONE only accepts CONNECT, got ${header(headers, ':method') ?? 'none'}`,
+      );
       return;
     }
     const authority = header(headers, ':authority') ?? '';

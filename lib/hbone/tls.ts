@@ -73,7 +73,10 @@ export function verifyClientIdentity(socket: TLSSocket, trustDomain: string): Id
   const peer = socket.getPeerX509Certificate();
   const id = peer ? identityOfCertificate(peer) : undefined;
   if (!id) {
-    throw new HboneError(HboneErrorCode.PEER_IDENTITY, 'client certificate carries no SPIFFE identity (URI SAN spiffe://<td>/ns/<ns>/sa/<sa>)');
+    throw new HboneError(
+      HboneErrorCode.PEER_IDENTITY,
+      'client certificate carries no SPIFFE identity (URI SAN spiffe://<td>/ns/<ns>/sa/<sa>)',
+    );
   }
   if (id.trustDomain !== trustDomain) {
     throw new HboneError(

@@ -34,10 +34,15 @@ export function dialUpstream(
       resolve(socket);
     };
     const onError = (err: Error): void =>
-      fail(new HboneError(HboneErrorCode.UPSTREAM_FAILED, `cannot connect to ${formatAuthority(host, port)}: ${err.message}`, { cause: err }));
+      fail(
+        new HboneError(HboneErrorCode.UPSTREAM_FAILED, `cannot connect to ${formatAuthority(host, port)}: ${err.message}`, { cause: err }),
+      );
     const onAbort = (): void => fail(new HboneError(HboneErrorCode.UPSTREAM_FAILED, 'client went away before the upstream connected'));
     const timer = setTimeout(
-      () => fail(new HboneError(HboneErrorCode.UPSTREAM_FAILED, `connect to ${formatAuthority(host, port)} timed out after ${opts.timeoutMs} ms`)),
+      () =>
+        fail(
+          new HboneError(HboneErrorCode.UPSTREAM_FAILED, `connect to ${formatAuthority(host, port)} timed out after ${opts.timeoutMs} ms`),
+        ),
       opts.timeoutMs,
     );
     socket.once('connect', onConnect);

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { istio } from '../proto/index.js';
 import { IstioCertificateServiceDefinition } from '../proto/services.js';
 import { AUTHORIZATION_HEADER, CLUSTER_ID_HEADER, IMPERSONATED_IDENTITY_KEY, caErrorFromGrpc } from './ca-protocol.js';
-import { type CertificateProvider } from './cert-manager.js';
+import type { CertificateProvider } from './cert-manager.js';
 import { type WorkloadCertificate, workloadCertificateFromChain } from './certificate.js';
 import { createCsr, generateKeyPair } from './csr.js';
 import { CA_MAX_RESPONSE_BYTES, CA_REQUEST_TIMEOUT_MS, DEFAULT_CLUSTER_ID, DEFAULT_WORKLOAD_CERT_TTL_SECONDS } from './defaults.js';
@@ -97,13 +97,19 @@ export class CaClient implements CertificateProvider {
     const request = istio.v1.auth.IstioCertificateRequest.create({
       csr,
       validityDuration: this.#ttlSeconds,
-      ...(this.#opts.impersonate ? { metadata: { fields: { [IMPERSONATED_IDENTITY_KEY]: { stringValue: formatSpiffeId(identity) } } } } : {}),
+      ...(this.#opts.impersonate
+        ? { metadata: { fields: { [IMPERSONATED_IDENTITY_KEY]: { stringValue: formatSpiffeId(identity) } } } }
+        : {}),
     });
     const response = await this.#call(request, await this.#metadata());
     try {
       return workloadCertificateFromChain(identity, privateKeyPem, response.certChain ?? []);
     } catch (err) {
-      throw new CaError(CaErrorCode.BAD_RESPONSE, `CA at ${this.#opts.address} returned an unusable chain for ${formatSpiffeId(identity)}`, { cause: err });
+      throw new CaError(
+        CaErrorCode.BAD_RESPONSE,
+        `CA at ${this.#opts.address} returned an unusable chain for ${formatSpiffeId(identity)}`,
+        { cause: err },
+      );
     }
   }
 

@@ -13,7 +13,7 @@ import { componentLogger, type Logger } from '../telemetry/logger.js';
 import { describeError } from '../errors.js';
 import { istio } from '../proto/index.js';
 import { IstioCertificateServiceDefinition } from '../proto/services.js';
-import { type CertificateAuthority } from './ca.js';
+import type { CertificateAuthority } from './ca.js';
 import { grpcStatusOf, IMPERSONATED_IDENTITY_KEY } from './ca-protocol.js';
 import { verifyCsr } from './csr.js';
 import { CA_MAX_REQUEST_BYTES, CA_SERVER_SHUTDOWN_GRACE_MS, DEFAULT_CA_SERVING_CERT_TTL_SECONDS } from './defaults.js';

@@ -75,7 +75,10 @@ export class CertificateAuthority {
    * cert-chain.pem; key mode 0600), so that several processes can sign with the same root: the fake nodes'
    * ztunnels with FAKE_CA_DIR, or a controller started with a given CA.
    */
-  static async writeSelfSignedDirectory(dir: string, opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number }): Promise<CertificateAuthority> {
+  static async writeSelfSignedDirectory(
+    dir: string,
+    opts: CertificateAuthorityOptions & { readonly rootTtlDays?: number },
+  ): Promise<CertificateAuthority> {
     const { ca, rootPem, keyPem } = await CertificateAuthority.createSelfSignedWithPem(opts);
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'ca-key.pem'), keyPem, { mode: 0o600 });
@@ -100,11 +103,14 @@ export class CertificateAuthority {
       signingAlgorithm: EC_SIGNING_ALGORITHM,
       extensions: [
         new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+        new x509.KeyUsagesExtension(
+          x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+          true,
+        ),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       ],
     });
-    const rootPem = root.toString('pem') + '\n';
+    const rootPem = `${root.toString('pem')}\n`;
     return { ca: new CertificateAuthority(opts, keys.privateKey, root, [], [rootPem]), rootPem, keyPem: privateKeyPem };
   }
 
@@ -113,7 +119,12 @@ export class CertificateAuthority {
    * certificate up to, but excluding, the root, as Istio's cert-chain.pem.
    */
   static async fromPem(
-    opts: CertificateAuthorityOptions & { readonly caCertPem: string; readonly caKeyPem: string; readonly rootCertPem: string; readonly certChainPem?: string },
+    opts: CertificateAuthorityOptions & {
+      readonly caCertPem: string;
+      readonly caKeyPem: string;
+      readonly rootCertPem: string;
+      readonly certChainPem?: string;
+    },
   ): Promise<CertificateAuthority> {
     const signingKey = await importSigningKey(opts.caKeyPem);
     let signingCert: x509.X509Certificate;
@@ -124,7 +135,7 @@ export class CertificateAuthority {
     }
     const roots = splitPemCertificates(opts.rootCertPem);
     if (roots.length === 0) throw new IdentityError(IdentityErrorCode.BAD_CA_MATERIAL, 'root-cert.pem holds no certificate');
-    const signingPem = signingCert.toString('pem') + '\n';
+    const signingPem = `${signingCert.toString('pem')}\n`;
     const isRoot = roots.some((r) => parseCertificatePem(r).fingerprint256 === parseCertificatePem(signingPem).fingerprint256);
     let intermediates = opts.certChainPem ? splitPemCertificates(opts.certChainPem) : isRoot ? [] : [signingPem];
     // cert-chain.pem sometimes ends with the root; the root travels separately as the bundle.
@@ -184,7 +195,10 @@ export class CertificateAuthority {
   }
 
   /** A serving certificate with DNS SANs (the controller's own xDS/CA endpoint). Returns key and chain (no root). */
-  async issueServingCertificate(dnsNames: readonly string[], ttlSeconds: number): Promise<{ privateKeyPem: string; certChainPem: string[] }> {
+  async issueServingCertificate(
+    dnsNames: readonly string[],
+    ttlSeconds: number,
+  ): Promise<{ privateKeyPem: string; certChainPem: string[] }> {
     const { keys, privateKeyPem } = await generateKeyPair();
     const now = Date.now();
     const cert = await x509.X509CertificateGenerator.create({
@@ -200,11 +214,14 @@ export class CertificateAuthority {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension(dnsNames.map((value) => ({ type: 'dns' as const, value })), true),
+        new x509.SubjectAlternativeNameExtension(
+          dnsNames.map((value) => ({ type: 'dns' as const, value })),
+          true,
+        ),
         await x509.AuthorityKeyIdentifierExtension.create(this.#signingCert.publicKey),
       ],
     });
-    return { privateKeyPem, certChainPem: [cert.toString('pem') + '\n', ...this.#intermediatesPem] };
+    return { privateKeyPem, certChainPem: [`${cert.toString('pem')}\n`, ...this.#intermediatesPem] };
   }
 
   async #issue(publicKey: CryptoKey | x509.PublicKey, identity: Identity, ttlSeconds: number, notBeforeAt?: Date): Promise<string> {
@@ -228,7 +245,7 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(this.#signingCert.publicKey),
       ],
     });
-    return cert.toString('pem') + '\n';
+    return `${cert.toString('pem')}\n`;
   }
 }
 

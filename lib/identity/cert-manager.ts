@@ -156,7 +156,12 @@ export class CertificateManager {
    */
   fetchCertificate(identity: Identity, priority: CertificatePriority = CertificatePriority.RealTime): Promise<WorkloadCertificate> {
     if (this.#closed) {
-      return Promise.reject(new IdentityError(IdentityErrorCode.CERT_UNAVAILABLE, `certificate manager is closed; no certificate for ${formatSpiffeId(identity)}`));
+      return Promise.reject(
+        new IdentityError(
+          IdentityErrorCode.CERT_UNAVAILABLE,
+          `certificate manager is closed; no certificate for ${formatSpiffeId(identity)}`,
+        ),
+      );
     }
     const entry = this.#entry(identity);
     if (entry.cert && !isExpired(entry.cert, this.#clock.now())) return Promise.resolve(entry.cert);
@@ -324,7 +329,10 @@ export class CertificateManager {
     if (live) {
       entry.job = undefined;
       if (cert && !sameIdentity(cert.identity, entry.identity)) {
-        err = new IdentityError(IdentityErrorCode.SAN_MISMATCH, `provider returned a certificate for ${formatSpiffeId(cert.identity)} when ${entry.key} was asked for`);
+        err = new IdentityError(
+          IdentityErrorCode.SAN_MISMATCH,
+          `provider returned a certificate for ${formatSpiffeId(cert.identity)} when ${entry.key} was asked for`,
+        );
         cert = undefined;
       }
       if (cert) this.#succeeded(entry, job, cert);
@@ -357,7 +365,14 @@ export class CertificateManager {
     this.#schedule(entry, 'retry', this.#clock.now() + delay);
     const holding = entry.cert !== undefined && !isExpired(entry.cert, this.#clock.now());
     this.#log.warn(
-      { identity: entry.key, code: errorCode(err), attempt: entry.failures, retryInMs: delay, servingPrevious: holding, err: describeError(err) },
+      {
+        identity: entry.key,
+        code: errorCode(err),
+        attempt: entry.failures,
+        retryInMs: delay,
+        servingPrevious: holding,
+        err: describeError(err),
+      },
       'certificate fetch failed',
     );
     job.reject(new IdentityError(IdentityErrorCode.CERT_UNAVAILABLE, `cannot obtain a certificate for ${entry.key}`, { cause: err }));

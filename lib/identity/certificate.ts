@@ -92,13 +92,12 @@ export function identitiesOfCertificate(cert: X509Certificate): Identity[] {
 }
 
 /** Builds a WorkloadCertificate from a CA response chain (leaf, intermediates..., root bundle last). */
-export function workloadCertificateFromChain(
-  expected: Identity,
-  privateKeyPem: string,
-  certChain: readonly string[],
-): WorkloadCertificate {
+export function workloadCertificateFromChain(expected: Identity, privateKeyPem: string, certChain: readonly string[]): WorkloadCertificate {
   if (certChain.length < 2) {
-    throw new IdentityError(IdentityErrorCode.BAD_PEM, `a certificate chain needs a leaf and a root bundle, got ${certChain.length} element(s)`);
+    throw new IdentityError(
+      IdentityErrorCode.BAD_PEM,
+      `a certificate chain needs a leaf and a root bundle, got ${certChain.length} element(s)`,
+    );
   }
   // The last element is the root bundle and may hold several roots; the others hold one certificate each.
   const roots = splitPemCertificates(certChain[certChain.length - 1] ?? '');

@@ -8,7 +8,6 @@ import { IdentityError, IdentityErrorCode } from './errors.js';
 import { type Identity, formatSpiffeId, parseSpiffeId } from './spiffe.js';
 import { MAX_CSR_PEM_BYTES } from './defaults.js';
 
-
 export const EC_KEY_ALGORITHM: webcrypto.EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
 export const EC_SIGNING_ALGORITHM: webcrypto.EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 
@@ -19,7 +18,10 @@ export interface KeyPairPem {
 }
 
 function toPem(der: ArrayBuffer, label: string): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
@@ -83,7 +85,10 @@ export async function verifyCsr(csrPem: string): Promise<VerifiedCsr> {
     throw new IdentityError(IdentityErrorCode.BAD_CSR, 'CSR key must be ECDSA P-256, got an unsupported key type', { cause: err });
   }
   if (alg.name !== 'ECDSA' || alg.namedCurve !== 'P-256') {
-    throw new IdentityError(IdentityErrorCode.BAD_CSR, `CSR key must be ECDSA P-256, got ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ''}`);
+    throw new IdentityError(
+      IdentityErrorCode.BAD_CSR,
+      `CSR key must be ECDSA P-256, got ${alg.name}${alg.namedCurve ? ` ${alg.namedCurve}` : ''}`,
+    );
   }
   let valid = false;
   try {

@@ -4,7 +4,16 @@
  */
 
 // Identities and certificates as plain records.
-export { type Identity, DEFAULT_TRUST_DOMAIN, parseSpiffeId, tryParseSpiffeId, makeIdentity, formatSpiffeId, principalOf, sameIdentity } from './spiffe.js';
+export {
+  type Identity,
+  DEFAULT_TRUST_DOMAIN,
+  parseSpiffeId,
+  tryParseSpiffeId,
+  makeIdentity,
+  formatSpiffeId,
+  principalOf,
+  sameIdentity,
+} from './spiffe.js';
 export {
   type WorkloadCertificate,
   splitPemCertificates,

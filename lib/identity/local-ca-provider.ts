@@ -3,10 +3,10 @@
  * goes key -> CSR -> signCsr -> chain check, so local mode exercises the same validation as the real path.
  */
 import { CertificateAuthority } from './ca.js';
-import { type CertificateProvider } from './cert-manager.js';
+import type { CertificateProvider } from './cert-manager.js';
 import { type WorkloadCertificate, workloadCertificateFromChain } from './certificate.js';
 import { createCsr, generateKeyPair } from './csr.js';
-import { type Identity } from './spiffe.js';
+import type { Identity } from './spiffe.js';
 
 export interface LocalCaProviderOptions {
   /** Lifetime asked for, seconds; default the CA's default (24h). Tests use a few seconds. */

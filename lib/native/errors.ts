@@ -45,11 +45,7 @@ export class NativeError extends MeshError {
   /** The errno name, e.g. "EADDRINUSE". */
   readonly errnoName: string | undefined;
 
-  constructor(
-    code: NativeErrorCode,
-    message: string,
-    details: { syscall?: string; errno?: number; cause?: unknown } = {},
-  ) {
+  constructor(code: NativeErrorCode, message: string, details: { syscall?: string; errno?: number; cause?: unknown } = {}) {
     super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.syscall = details.syscall;
     this.errno = details.errno;

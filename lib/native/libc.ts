@@ -81,15 +81,16 @@ export const libc = {
   socket: bind<[domain: number, type: number, protocol: number], number>('int socket(int, int, int)'),
   // socklen_t is uint32_t; sockaddrs and option values are Buffers, only used for the duration of the call.
   setsockopt: bind<[fd: number, level: number, name: number, value: Buffer, len: number], number>(
-    'int setsockopt(int, int, int, const void *, uint32_t)'),
+    'int setsockopt(int, int, int, const void *, uint32_t)',
+  ),
   getsockopt: bind<[fd: number, level: number, name: number, value: Buffer, len: [number]], number>(
-    'int getsockopt(int, int, int, _Out_ uint8_t *value, _Inout_ uint32_t *len)'),
+    'int getsockopt(int, int, int, _Out_ uint8_t *value, _Inout_ uint32_t *len)',
+  ),
   bind: bind<[fd: number, addr: Buffer, len: number], number>('int bind(int, const void *, uint32_t)'),
   listen: bind<[fd: number, backlog: number], number>('int listen(int, int)'),
   connect: bind<[fd: number, addr: Buffer, len: number], number>('int connect(int, const void *, uint32_t)'),
   accept4: bind<[fd: number, addr: null, len: null, flags: number], number>('int accept4(int, void *, void *, int)'),
-  getsockname: bind<[fd: number, addr: Buffer, len: [number]], number>(
-    'int getsockname(int, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
+  getsockname: bind<[fd: number, addr: Buffer, len: [number]], number>('int getsockname(int, _Out_ uint8_t *addr, _Inout_ uint32_t *len)'),
   // msghdr lives in koffi-allocated native memory (see NativeBlock), so it is passed as a raw pointer.
   sendmsg: bind<[fd: number, msg: Pointer, flags: number], number>('intptr_t sendmsg(int, void *, int)'),
   recvmsg: bind<[fd: number, msg: Pointer, flags: number], number>('intptr_t recvmsg(int, void *, int)'),
@@ -200,7 +201,7 @@ export function sockaddrIn(address: string, port: number, family: IpFamily): Buf
     const b = Buffer.alloc(16);
     b.writeUInt16LE(C.AF_INET, 0);
     b.writeUInt16BE(port, 2);
-    address.split('.').forEach((octet, i) => b.writeUInt8(Number(octet), 4 + i));
+    for (const [i, octet] of address.split('.').entries()) b.writeUInt8(Number(octet), 4 + i);
     return b;
   }
   if (!isIPv6(address) || address.includes('%')) {
@@ -244,10 +245,16 @@ export function formatIPv6(raw: Buffer): string {
   let bestStart = -1;
   let bestLen = 0;
   for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':');

@@ -20,8 +20,12 @@ function originalNetnsFd(): number {
     // thread-self, not self: setns is per thread and this may run in a worker thread.
     const fd = libc.open('/proc/thread-self/ns/net', C.O_RDONLY | C.O_CLOEXEC);
     if (fd < 0) {
-      throw syscallError(NativeErrorCode.SETNS_FAILED, 'remembering the original network namespace',
-        'open(/proc/thread-self/ns/net)', 'is /proc mounted (Linux >= 3.17)?');
+      throw syscallError(
+        NativeErrorCode.SETNS_FAILED,
+        'remembering the original network namespace',
+        'open(/proc/thread-self/ns/net)',
+        'is /proc mounted (Linux >= 3.17)?',
+      );
     }
     originalFd = fd;
   }
@@ -31,10 +35,14 @@ function originalNetnsFd(): number {
 function setnsOrThrow(fd: number, what: string): void {
   if (libc.setns(fd, C.CLONE_NEWNET) !== 0) {
     throw syscallError(NativeErrorCode.SETNS_FAILED, what, `setns(${fd}, CLONE_NEWNET)`, (name) =>
-      name === 'EINVAL' ? 'the fd is not a network namespace (open /var/run/netns/<name> or /proc/<pid>/ns/net)'
-        : name === 'EBADF' ? 'the namespace fd is not open (closed too early, or never opened with openNetns)'
-        : name === 'EPERM' ? 'setns into a network namespace needs CAP_SYS_ADMIN (run as root)'
-        : commonHint(name) || 'check that the fd is an open network namespace file');
+      name === 'EINVAL'
+        ? 'the fd is not a network namespace (open /var/run/netns/<name> or /proc/<pid>/ns/net)'
+        : name === 'EBADF'
+          ? 'the namespace fd is not open (closed too early, or never opened with openNetns)'
+          : name === 'EPERM'
+            ? 'setns into a network namespace needs CAP_SYS_ADMIN (run as root)'
+            : commonHint(name) || 'check that the fd is an open network namespace file',
+    );
   }
 }
 
@@ -62,9 +70,11 @@ export function withNetns<T>(netnsFd: number, fn: () => T): T {
   }
   if (isThenable(result)) {
     result.then(undefined, () => undefined); // the caller gets our error instead; don't leave an unhandled rejection
-    throw new NativeError(NativeErrorCode.NETNS_ASYNC_CALLBACK,
+    throw new NativeError(
+      NativeErrorCode.NETNS_ASYNC_CALLBACK,
       'withNetns: the callback returned a Promise; only its synchronous part ran in the namespace. ' +
-      'Create the socket fd synchronously inside withNetns and do the async work outside');
+        'Create the socket fd synchronously inside withNetns and do the async work outside',
+    );
   }
   return result;
 }
@@ -80,22 +90,27 @@ function restore(target: number, orig: number): void {
   // The enclosing namespace fd was closed under us: fall back to the original one rather than stay put.
   if (target !== orig && libc.setns(orig, C.CLONE_NEWNET) === 0) {
     currentFd = -1;
-    throw new NativeError(NativeErrorCode.SETNS_FAILED,
+    throw new NativeError(
+      NativeErrorCode.SETNS_FAILED,
       `withNetns: returning to the enclosing namespace fd ${target} failed: ${errnoName(errno)}; ` +
-      'returned to the thread\'s original namespace instead. Keep namespace fds open while they are in use', {
+        "returned to the thread's original namespace instead. Keep namespace fds open while they are in use",
+      {
         syscall: 'setns',
         errno,
-      });
+      },
+    );
   }
   // Still in the wrong namespace: every later socket of this thread would be created there.
-  throw new NativeError(NativeErrorCode.SETNS_FAILED,
+  throw new NativeError(
+    NativeErrorCode.SETNS_FAILED,
     `withNetns: returning to the original network namespace failed: ${errnoName(errno)}; ` +
-    'this thread is stuck in the wrong namespace and the process should exit', { syscall: 'setns', errno });
+      'this thread is stuck in the wrong namespace and the process should exit',
+    { syscall: 'setns', errno },
+  );
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (typeof v === 'object' || typeof v === 'function') && v !== null &&
-    typeof (v as { then?: unknown }).then === 'function';
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 /**
@@ -106,16 +121,18 @@ export function openNetns(path: string): number {
   const fd = libc.open(path, C.O_RDONLY | C.O_CLOEXEC);
   if (fd < 0) {
     throw syscallError(NativeErrorCode.NETNS_OPEN_FAILED, `opening network namespace ${path}`, 'open', (name) =>
-      name === 'ENOENT' ? 'no such namespace file: is the pod/namespace gone? (`ip netns list`, /proc/<pid>/ns/net)'
-        : commonHint(name));
+      name === 'ENOENT' ? 'no such namespace file: is the pod/namespace gone? (`ip netns list`, /proc/<pid>/ns/net)' : commonHint(name),
+    );
   }
   const type = ioctlNoArg(fd, C.NS_GET_NSTYPE);
   if (type !== C.CLONE_NEWNET) {
     const errno = type < 0 ? lastErrno() : undefined;
     libc.close(fd);
-    throw new NativeError(NativeErrorCode.NETNS_OPEN_FAILED,
+    throw new NativeError(
+      NativeErrorCode.NETNS_OPEN_FAILED,
       `${path} is not a network namespace (NS_GET_NSTYPE ${type < 0 ? `failed: ${errnoName(errno ?? 0)}` : `= 0x${type.toString(16)}`})`,
-      { syscall: 'ioctl', ...(errno === undefined ? {} : { errno }) });
+      { syscall: 'ioctl', ...(errno === undefined ? {} : { errno }) },
+    );
   }
   return fd;
 }
@@ -128,8 +145,7 @@ export function closeFd(fd: number): void {
   if (libc.close(fd) !== 0) {
     const errno = lastErrno();
     if (errnoName(errno) === 'EINTR') return;
-    throw syscallError(NativeErrorCode.CLOSE_FAILED, `closing fd ${fd}`, 'close',
-      'a double close: check who owns this fd', errno);
+    throw syscallError(NativeErrorCode.CLOSE_FAILED, `closing fd ${fd}`, 'close', 'a double close: check who owns this fd', errno);
   }
 }
 

@@ -14,8 +14,20 @@
  */
 import { lstatSync, statSync, chmodSync } from 'node:fs';
 import {
-  C, CMSGHDR, IOVEC, MSGHDR, NativeBlock, type PollHandle, cmsgAlign, cmsgLen, cmsgSpace, ioctlIntOut, lastErrno,
-  libc, sockaddrUn, startPoll,
+  C,
+  CMSGHDR,
+  IOVEC,
+  MSGHDR,
+  NativeBlock,
+  type PollHandle,
+  cmsgAlign,
+  cmsgLen,
+  cmsgSpace,
+  ioctlIntOut,
+  lastErrno,
+  libc,
+  sockaddrUn,
+  startPoll,
 } from './libc.js';
 import { NativeError, NativeErrorCode, commonHint, errnoName, syscallError } from './errors.js';
 
@@ -159,11 +171,7 @@ interface PendingSend extends Deferred<void> {
   fds: number[];
 }
 
-type RecvResult =
-  | { kind: 'again' }
-  | { kind: 'eof' }
-  | { kind: 'message'; message: SeqpacketMessage }
-  | { kind: 'error'; error: unknown };
+type RecvResult = { kind: 'again' } | { kind: 'eof' } | { kind: 'message'; message: SeqpacketMessage } | { kind: 'error'; error: unknown };
 
 /**
  * A connected SOCK_SEQPACKET socket: every send() is one message, every recv() returns exactly one
@@ -244,8 +252,9 @@ export class SeqpacketConnection implements AsyncIterable<SeqpacketMessage> {
   send(data: Uint8Array, fds: readonly number[] = []): Promise<void> {
     if (this.#closed) return Promise.reject(closedError('seqpacket send'));
     if (fds.length > SCM_MAX_FD || !fds.every((fd) => Number.isInteger(fd) && fd >= 0)) {
-      return Promise.reject(new NativeError(NativeErrorCode.INVALID_ARGUMENT,
-        `seqpacket send: fds must be at most ${SCM_MAX_FD} non-negative integers`));
+      return Promise.reject(
+        new NativeError(NativeErrorCode.INVALID_ARGUMENT, `seqpacket send: fds must be at most ${SCM_MAX_FD} non-negative integers`),
+      );
     }
     return new Promise<void>((resolve, reject) => {
       this.#sendQueue.push({ data, fds: [...fds], resolve, reject });
@@ -385,11 +394,15 @@ export class SeqpacketConnection implements AsyncIterable<SeqpacketMessage> {
       for (const fd of fds) libc.close(fd); // the message is gone; don't leak what did arrive
       const parts: string[] = [];
       if (flags & C.MSG_TRUNC) parts.push(`a ${n}-byte message exceeds the ${this.#bufferSize}-byte receive buffer (bufferSize option)`);
-      if (flags & C.MSG_CTRUNC) parts.push(`its descriptors exceed the control buffer (maxFds option); ${fds.length} arrived and were closed`);
+      if (flags & C.MSG_CTRUNC)
+        parts.push(`its descriptors exceed the control buffer (maxFds option); ${fds.length} arrived and were closed`);
       return {
         kind: 'error',
-        error: new NativeError(NativeErrorCode.SEQPACKET_TRUNCATED,
-          `seqpacket fd ${this.#fd}: ${parts.join('; ')}; the message was discarded`, { syscall: 'recvmsg' }),
+        error: new NativeError(
+          NativeErrorCode.SEQPACKET_TRUNCATED,
+          `seqpacket fd ${this.#fd}: ${parts.join('; ')}; the message was discarded`,
+          { syscall: 'recvmsg' },
+        ),
       };
     }
     if (n === 0 && fds.length === 0 && this.#atEof()) return { kind: 'eof' };
@@ -431,7 +444,7 @@ export class SeqpacketConnection implements AsyncIterable<SeqpacketMessage> {
       v.writeBigUInt64LE(BigInt(cmsgLen(4 * item.fds.length)), ctrlOff + CMSGHDR.len);
       v.writeInt32LE(C.SOL_SOCKET, ctrlOff + CMSGHDR.level);
       v.writeInt32LE(C.SCM_RIGHTS, ctrlOff + CMSGHDR.type);
-      item.fds.forEach((fd, i) => v.writeInt32LE(fd, ctrlOff + cmsgAlign(CMSGHDR.size) + 4 * i));
+      for (const [i, fd] of item.fds.entries()) v.writeInt32LE(fd, ctrlOff + cmsgAlign(CMSGHDR.size) + 4 * i);
     }
     v.writeBigUInt64LE(base + BigInt(dataOff), MSGHDR.size + IOVEC.base);
     v.writeBigUInt64LE(BigInt(item.data.length), MSGHDR.size + IOVEC.len);
@@ -443,8 +456,13 @@ export class SeqpacketConnection implements AsyncIterable<SeqpacketMessage> {
       const name = errnoName(errno);
       if (name === 'EINTR') continue;
       if (name === 'EAGAIN') return 'again';
-      return syscallError(NativeErrorCode.SEQPACKET_FAILED, `seqpacket fd ${this.#fd}: sending ${item.data.length} bytes` +
-        (item.fds.length > 0 ? ` and ${item.fds.length} fds` : ''), 'sendmsg', seqpacketHint, errno);
+      return syscallError(
+        NativeErrorCode.SEQPACKET_FAILED,
+        `seqpacket fd ${this.#fd}: sending ${item.data.length} bytes${item.fds.length > 0 ? ` and ${item.fds.length} fds` : ''}`,
+        'sendmsg',
+        seqpacketHint,
+        errno,
+      );
     }
   }
 }
@@ -512,7 +530,8 @@ export class SeqpacketServer {
     try {
       if (libc.bind(fd, addr.addr, addr.len) !== 0) {
         throw syscallError(NativeErrorCode.SEQPACKET_FAILED, what, 'bind', (n) =>
-          n === 'ENOENT' ? 'the directory does not exist' : n === 'EADDRINUSE' ? 'another socket holds this name' : commonHint(n));
+          n === 'ENOENT' ? 'the directory does not exist' : n === 'EADDRINUSE' ? 'another socket holds this name' : commonHint(n),
+        );
       }
       if (!abstract && opts.mode !== undefined) chmodSync(path, opts.mode);
       if (libc.listen(fd, opts.backlog ?? 128) !== 0) {
@@ -595,8 +614,9 @@ export class SeqpacketServer {
           this.#poller.want(true, false);
           return;
         }
-        this.#waiters.shift()?.reject(
-          syscallError(NativeErrorCode.SEQPACKET_FAILED, `accepting on ${this.path}`, 'accept4', commonHint, errno));
+        this.#waiters
+          .shift()
+          ?.reject(syscallError(NativeErrorCode.SEQPACKET_FAILED, `accepting on ${this.path}`, 'accept4', commonHint, errno));
         continue;
       }
       this.#waiters.shift()?.resolve(SeqpacketConnection.fromFd(fd, this.#connOpts));

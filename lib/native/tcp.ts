@@ -89,8 +89,12 @@ function uint32(value: number): Buffer {
 
 function setOpt(fd: number, level: number, name: number, value: Buffer, what: string, optName: string): void {
   if (libc.setsockopt(fd, level, name, value, value.length) !== 0) {
-    throw syscallError(NativeErrorCode.SOCKOPT_FAILED, what, `setsockopt(${optName})`, (n) =>
-      commonHint(n) || (n === 'ENOPROTOOPT' ? 'the kernel lacks this option' : ''));
+    throw syscallError(
+      NativeErrorCode.SOCKOPT_FAILED,
+      what,
+      `setsockopt(${optName})`,
+      (n) => commonHint(n) || (n === 'ENOPROTOOPT' ? 'the kernel lacks this option' : ''),
+    );
   }
 }
 
@@ -127,8 +131,10 @@ function nsSuffix(netnsFd: number | undefined): string {
 function listenHint(name: string, o: TcpListenerOptions): string {
   switch (name) {
     case 'EADDRINUSE':
-      return `another socket in that namespace holds ${o.address}:${o.port} (check \`ss -ltnp\` inside it; ` +
-        'reusePort only helps when every holder set SO_REUSEPORT)';
+      return (
+        `another socket in that namespace holds ${o.address}:${o.port} (check \`ss -ltnp\` inside it; ` +
+        'reusePort only helps when every holder set SO_REUSEPORT)'
+      );
     case 'EADDRNOTAVAIL':
       return `${o.address} is not an address of that namespace (check \`ip addr\` inside it), or set transparent`;
     default:
@@ -170,9 +176,11 @@ export function createTcpListenerFd(opts: TcpListenerOptions): number {
     if (err instanceof NativeError && err.code === NativeErrorCode.LISTEN_FAILED) throw err;
     const cause = err instanceof NativeError ? err : undefined;
     const errno = cause?.errno;
-    throw new NativeError(NativeErrorCode.LISTEN_FAILED,
-      `${what}: ${err instanceof Error ? err.message : String(err)}`,
-      { cause: err, ...(cause?.syscall === undefined ? {} : { syscall: cause.syscall }), ...(errno === undefined ? {} : { errno }) });
+    throw new NativeError(NativeErrorCode.LISTEN_FAILED, `${what}: ${err instanceof Error ? err.message : String(err)}`, {
+      cause: err,
+      ...(cause?.syscall === undefined ? {} : { syscall: cause.syscall }),
+      ...(errno === undefined ? {} : { errno }),
+    });
   }
 }
 
@@ -196,7 +204,10 @@ export function createTcpSocketFd(opts: TcpSocketOptions = {}): number {
           n === 'EADDRNOTAVAIL'
             ? `${opts.bindAddress} is not local in that namespace: set transparent (with CAP_NET_ADMIN and a route ` +
               'for the replies, e.g. Istio\'s fwmark 0x111 -> table 100 "local 0.0.0.0/0 dev lo") or freebind'
-            : n === 'EADDRINUSE' ? `port ${opts.bindPort ?? 0} on ${opts.bindAddress} is taken` : commonHint(n));
+            : n === 'EADDRINUSE'
+              ? `port ${opts.bindPort ?? 0} on ${opts.bindAddress} is taken`
+              : commonHint(n),
+        );
       }
     }
     return fd;
@@ -226,8 +237,8 @@ export function wrapUnconnectedFd(fd: number): net.Socket {
 export function dialFrom(opts: DialOptions): net.Socket {
   const hostFamily = familyOf(opts.host, undefined, 'dialFrom');
   checkPort(opts.port, 'dialFrom');
-  const family = opts.family ??
-    (opts.bindAddress === undefined ? hostFamily : familyOf(opts.bindAddress, undefined, 'dialFrom bindAddress'));
+  const family =
+    opts.family ?? (opts.bindAddress === undefined ? hostFamily : familyOf(opts.bindAddress, undefined, 'dialFrom bindAddress'));
   if (family !== hostFamily) throw invalid(`dialFrom: destination ${opts.host} is IPv${hostFamily}, socket is IPv${family}`);
   const fd = createTcpSocketFd({ ...opts, family });
   let socket: net.Socket;
@@ -280,11 +291,17 @@ export function getOriginalDst(socket: net.Socket | number): SocketAddress {
     ? libc.getsockopt(fd, C.SOL_IP, C.SO_ORIGINAL_DST, buf, len)
     : libc.getsockopt(fd, C.SOL_IPV6, C.IP6T_SO_ORIGINAL_DST, buf, len);
   if (r !== 0) {
-    throw syscallError(NativeErrorCode.ORIGINAL_DST_FAILED, `original destination of fd ${fd} (local ${local.address}:${local.port})`,
-      v4 ? 'getsockopt(SOL_IP, SO_ORIGINAL_DST)' : 'getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)', (n) =>
+    throw syscallError(
+      NativeErrorCode.ORIGINAL_DST_FAILED,
+      `original destination of fd ${fd} (local ${local.address}:${local.port})`,
+      v4 ? 'getsockopt(SOL_IP, SO_ORIGINAL_DST)' : 'getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)',
+      (n) =>
         n === 'ENOENT'
           ? 'no conntrack entry with a rewritten destination: the connection was not REDIRECTed/DNATed (check the nat rules in the namespace)'
-          : n === 'ENOPROTOOPT' ? 'nf_conntrack for this address family is not loaded' : commonHint(n));
+          : n === 'ENOPROTOOPT'
+            ? 'nf_conntrack for this address family is not loaded'
+            : commonHint(n),
+    );
   }
   return decodeSockaddrIn(buf);
 }

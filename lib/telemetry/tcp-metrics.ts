@@ -48,12 +48,42 @@ export class TcpMetrics {
   constructor(registry: Registry) {
     const labelNames = [...TCP_METRIC_LABELS];
     const registers = [registry];
-    this.opened = new Counter({ name: 'istio_tcp_connections_opened_total', help: 'The total number of TCP connections opened', labelNames, registers });
-    this.closed = new Counter({ name: 'istio_tcp_connections_closed_total', help: 'The total number of TCP connections closed', labelNames, registers });
-    this.sent = new Counter({ name: 'istio_tcp_sent_bytes_total', help: 'The size of total bytes sent during response in case of a TCP connection', labelNames, registers });
-    this.received = new Counter({ name: 'istio_tcp_received_bytes_total', help: 'The size of total bytes received during request in case of a TCP connection', labelNames, registers });
-    this.failed = new Counter({ name: 'istio_tcp_connections_failed_total', help: 'The total number of TCP connections that failed to establish', labelNames, registers });
-    this.socketsOpen = new Gauge({ name: 'istio_tcp_sockets_open', help: 'The current number of open TCP sockets', labelNames: ['reporter'], registers });
+    this.opened = new Counter({
+      name: 'istio_tcp_connections_opened_total',
+      help: 'The total number of TCP connections opened',
+      labelNames,
+      registers,
+    });
+    this.closed = new Counter({
+      name: 'istio_tcp_connections_closed_total',
+      help: 'The total number of TCP connections closed',
+      labelNames,
+      registers,
+    });
+    this.sent = new Counter({
+      name: 'istio_tcp_sent_bytes_total',
+      help: 'The size of total bytes sent during response in case of a TCP connection',
+      labelNames,
+      registers,
+    });
+    this.received = new Counter({
+      name: 'istio_tcp_received_bytes_total',
+      help: 'The size of total bytes received during request in case of a TCP connection',
+      labelNames,
+      registers,
+    });
+    this.failed = new Counter({
+      name: 'istio_tcp_connections_failed_total',
+      help: 'The total number of TCP connections that failed to establish',
+      labelNames,
+      registers,
+    });
+    this.socketsOpen = new Gauge({
+      name: 'istio_tcp_sockets_open',
+      help: 'The current number of open TCP sockets',
+      labelNames: ['reporter'],
+      registers,
+    });
   }
 
   connectionOpened(labels: TcpMetricLabels): void {

@@ -15,6 +15,10 @@ export const DEFAULT_XDS_BACKOFF: XdsBackoffPolicy = Object.freeze({
 });
 
 /** Delay before the next attempt after `failures` consecutive failures (0 = after a graceful close: the initial delay). */
-export function reconnectDelayMs(failures: number, random: () => number = Math.random, policy: XdsBackoffPolicy = DEFAULT_XDS_BACKOFF): number {
+export function reconnectDelayMs(
+  failures: number,
+  random: () => number = Math.random,
+  policy: XdsBackoffPolicy = DEFAULT_XDS_BACKOFF,
+): number {
   return backoffDelayMs(failures, random, policy);
 }

@@ -48,6 +48,7 @@ export interface XdsUpdate {
   readonly removed: readonly string[];
 }
 
+// biome-ignore lint/suspicious/noConfusingVoidType: a handler may return nothing (void) or its rejections.
 export type XdsHandlerResult = void | readonly XdsRejection[];
 
 /**
@@ -266,7 +267,7 @@ export class XdsClient {
   /** A stream is open and the server has answered on it. */
   get connected(): boolean {
     const s = this.#session;
-    return s !== undefined && s.established && !s.ended;
+    return s?.established === true && !s.ended;
   }
 
   /** Every watched type has had a response ACKed since start (stays true across reconnects). */
@@ -383,12 +384,20 @@ export class XdsClient {
     session.ended = true;
     session.client?.close();
     if (this.#closed || session !== this.#session) return;
-    const graceful = !outcome.connectionFailure && outcome.grpcStatus !== undefined && isGracefulEnd(outcome.grpcStatus, session.established);
+    const graceful =
+      !outcome.connectionFailure && outcome.grpcStatus !== undefined && isGracefulEnd(outcome.grpcStatus, session.established);
     if (graceful) this.#failures = 0;
     else this.#failures++;
     const retryInMs = reconnectDelayMs(this.#failures, this.#random, this.#backoff);
     const statusName = outcome.grpcStatus === undefined ? undefined : grpc.status[outcome.grpcStatus];
-    const line = { code: outcome.code, status: statusName, details: outcome.details, attempt: session.attempt, retryInMs, address: this.#opts.address };
+    const line = {
+      code: outcome.code,
+      status: statusName,
+      details: outcome.details,
+      attempt: session.attempt,
+      retryInMs,
+      address: this.#opts.address,
+    };
     if (graceful) this.#log.info(line, 'xDS stream closed, reconnecting');
     else this.#log.warn(line, 'xDS connection failed, retrying with backoff');
     this.#emit({
@@ -442,7 +451,10 @@ export class XdsClient {
       ...(rejections.length > 0 ? { errorDetail: { code: XDS_NACK_STATUS_CODE, message: rejectionMessage(rejections) } } : {}),
     });
     if (rejections.length > 0) {
-      this.#log.warn({ code: XdsErrorCode.REJECTED, typeUrl, nonce, rejected: rejections.length, error: rejectionMessage(rejections) }, 'NACK: rejected xDS resources');
+      this.#log.warn(
+        { code: XdsErrorCode.REJECTED, typeUrl, nonce, rejected: rejections.length, error: rejectionMessage(rejections) },
+        'NACK: rejected xDS resources',
+      );
     } else {
       this.#log.debug({ typeUrl, nonce, resources: resourceCount, removed: removed.length }, 'ACK');
     }

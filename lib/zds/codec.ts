@@ -42,14 +42,19 @@ export type ZdsReceivedRequest =
   | { kind: 'snapshotSent' };
 
 function decodeFailed(what: string, err: unknown): ZdsError {
-  return new ZdsError(ZdsErrorCode.DECODE_FAILED, `${what}: not a valid protobuf message: ${
-    err instanceof Error ? err.message : String(err)}`, { cause: err });
+  return new ZdsError(
+    ZdsErrorCode.DECODE_FAILED,
+    `${what}: not a valid protobuf message: ${err instanceof Error ? err.message : String(err)}`,
+    { cause: err },
+  );
 }
 
 function checkSize(bytes: Uint8Array, what: string): Uint8Array {
   if (bytes.length > ZDS_MAX_MESSAGE_BYTES) {
-    throw new ZdsError(ZdsErrorCode.MESSAGE_TOO_LARGE,
-      `${what} is ${bytes.length} bytes; ztunnel reads at most ${ZDS_MAX_MESSAGE_BYTES} per datagram`);
+    throw new ZdsError(
+      ZdsErrorCode.MESSAGE_TOO_LARGE,
+      `${what} is ${bytes.length} bytes; ztunnel reads at most ${ZDS_MAX_MESSAGE_BYTES} per datagram`,
+    );
   }
   return bytes;
 }

@@ -15,14 +15,18 @@ import { fileURLToPath } from 'node:url';
 import { NodeAgent } from '../../cni/agent/agent.js';
 import { loadAgentConfig } from '../../cni/agent/config.js';
 import {
-  DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION, type EnrollmentDecision, type EnrollmentListener, type EnrollmentPodRef,
+  DATAPLANE_MODE_LABEL,
+  REDIRECTION_ANNOTATION,
+  type EnrollmentDecision,
+  type EnrollmentListener,
+  type EnrollmentPodRef,
   type EnrollmentSource,
 } from '../../cni/agent/enrollment.js';
 import { KubeRedirectionAnnotator, KubernetesEnrollment } from '../../cni/agent/kube-enrollment.js';
 import { closeFd, netnsInode, openNetns } from '../../lib/native/index.js';
 import { ZdsClient, type InpodHandler, type InpodWorkloadInfo } from '../../ztunnel/inpod/zds-client.js';
-import { FakeApiServer, kubeConfigFor } from '../support/fake-kube-api.js';
-import { silentLogger } from '../support/log.js';
+import { FakeApiServer, kubeConfigFor } from '../../testbed/fixtures/fake-kube-api.js';
+import { silentLogger } from '../../testbed/fixtures/log.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PLUGIN = join(DIST, 'cni', 'plugin', 'main.js');
@@ -182,12 +186,17 @@ function plugin(command: 'ADD' | 'DEL', pod: Pod, ip = '10.77.0.9', socket = eve
 
 /** What iptables-save shows in the pod, without comments and counters (comparable between runs). */
 function podRules(pod: Pod): string {
-  return sh('ip', 'netns', 'exec', pod.netns, 'iptables-save').split('\n')
-    .filter((l) => !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]/, '')).join('\n');
+  return sh('ip', 'netns', 'exec', pod.netns, 'iptables-save')
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]/, ''))
+    .join('\n');
 }
 
 function podIpRules(pod: Pod): string[] {
-  return sh('ip', 'netns', 'exec', pod.netns, 'ip', '-4', 'rule', 'show').split('\n').filter((l) => /fwmark 0x111\/0xfff/.test(l));
+  return sh('ip', 'netns', 'exec', pod.netns, 'ip', '-4', 'rule', 'show')
+    .split('\n')
+    .filter((l) => /fwmark 0x111\/0xfff/.test(l));
 }
 
 function podTable100(pod: Pod): string {
@@ -249,7 +258,10 @@ function stateEntries(file = stateFile): StateEntry[] {
 
 /** The enrolled pods in the state file (pods known but not enrolled are kept there too, enrolled=false). */
 function statePods(file = stateFile): string[] {
-  return stateEntries(file).filter((p) => p.enrolled).map((p) => p.uid).sort();
+  return stateEntries(file)
+    .filter((p) => p.enrolled)
+    .map((p) => p.uid)
+    .sort();
 }
 
 function stateEntry(uid: string, file: string): StateEntry | undefined {
@@ -298,7 +310,15 @@ describe('mesh-cni-agent with the mesh-cni plugin and a ZDS client, on real netw
     assertRedirected(podA);
     const got = adds(handler.since(mark));
     assert.equal(got.length, 1, JSON.stringify(handler.since(mark)));
-    assert.deepEqual(got[0], { kind: 'add', uid: podA.uid, name: podA.name, namespace: AMBIENT_NS, serviceAccount: 'default', inode: podA.inode, nacked: false });
+    assert.deepEqual(got[0], {
+      kind: 'add',
+      uid: podA.uid,
+      name: podA.name,
+      namespace: AMBIENT_NS,
+      serviceAccount: 'default',
+      inode: podA.inode,
+      nacked: false,
+    });
     assert.deepEqual(statePods(), [podA.uid]);
   });
 
@@ -331,7 +351,13 @@ describe('mesh-cni-agent with the mesh-cni plugin and a ZDS client, on real netw
     assertRedirected(podNack);
     await waitFor('the retried AddWorkload', () => adds(handler.since(mark)).length >= 2, 10_000);
     const got = adds(handler.since(mark));
-    assert.deepEqual(got.map((e) => [e.uid, e.inode, e.nacked]), [[podNack.uid, podNack.inode, true], [podNack.uid, podNack.inode, false]]);
+    assert.deepEqual(
+      got.map((e) => [e.uid, e.inode, e.nacked]),
+      [
+        [podNack.uid, podNack.inode, true],
+        [podNack.uid, podNack.inode, false],
+      ],
+    );
     assert.deepEqual(statePods(), [podA.uid, podNack.uid].sort());
   });
 
@@ -342,8 +368,16 @@ describe('mesh-cni-agent with the mesh-cni plugin and a ZDS client, on real netw
     await client.waitForSnapshot();
     const events = handler.since(mark);
     assert.deepEqual(events[0], { kind: 'connected' });
-    const snapAdds = adds(events).map((e) => [e.uid, e.inode]).sort();
-    assert.deepEqual(snapAdds, [[podA.uid, podA.inode], [podNack.uid, podNack.inode]].sort());
+    const snapAdds = adds(events)
+      .map((e) => [e.uid, e.inode])
+      .sort();
+    assert.deepEqual(
+      snapAdds,
+      [
+        [podA.uid, podA.inode],
+        [podNack.uid, podNack.inode],
+      ].sort(),
+    );
     assert.deepEqual(events.at(-1), { kind: 'snapshotSent', current: [podA.uid, podNack.uid].sort() });
     assert.equal(events.length, 4);
   });
@@ -358,7 +392,15 @@ describe('mesh-cni-agent with the mesh-cni plugin and a ZDS client, on real netw
     await startAgent();
     await waitFor('a new connection and snapshot', () => (client?.connections ?? 0) > connectionsBefore && client?.ready === true);
     const events = handler.since(mark);
-    assert.deepEqual(adds(events).map((e) => [e.uid, e.inode]).sort(), [[podA.uid, podA.inode], [podNack.uid, podNack.inode]].sort());
+    assert.deepEqual(
+      adds(events)
+        .map((e) => [e.uid, e.inode])
+        .sort(),
+      [
+        [podA.uid, podA.inode],
+        [podNack.uid, podNack.inode],
+      ].sort(),
+    );
     assert.deepEqual(events.at(-1), { kind: 'snapshotSent', current: [podA.uid, podNack.uid].sort() });
   });
 
@@ -403,9 +445,10 @@ class FlipEnrollment implements EnrollmentSource {
 
   async decide(pod: EnrollmentPodRef): Promise<EnrollmentDecision> {
     const sa = this.#enrolled.get(`${pod.namespace}/${pod.name}`);
-    const decision: EnrollmentDecision = sa === undefined
-      ? { enrolled: false, reason: 'the test source says no', serviceAccount: undefined }
-      : { enrolled: true, reason: 'the test source says yes', serviceAccount: sa };
+    const decision: EnrollmentDecision =
+      sa === undefined
+        ? { enrolled: false, reason: 'the test source says no', serviceAccount: undefined }
+        : { enrolled: true, reason: 'the test source says yes', serviceAccount: sa };
     if (this.#gate !== undefined) {
       this.held++;
       await this.#gate; // answers what was true before any flip made meanwhile: a slow API lookup
@@ -513,7 +556,15 @@ describe('node agent following an enrollment source that changes its mind (in-pr
     await waitFor('the AddWorkload', () => adds(zh.since(mark)).length >= 1);
     assertRedirected(podX);
     assert.deepEqual(zh.since(mark), [
-      { kind: 'add', uid: podX.uid, name: podX.name, namespace: 'flip-demo', serviceAccount: 'reviews-sa', inode: podX.inode, nacked: false },
+      {
+        kind: 'add',
+        uid: podX.uid,
+        name: podX.name,
+        namespace: 'flip-demo',
+        serviceAccount: 'reviews-sa',
+        inode: podX.inode,
+        nacked: false,
+      },
     ]);
     assert.deepEqual([stateEntry(podX.uid, state)?.enrolled, stateEntry(podX.uid, state)?.serviceAccount], [true, 'reviews-sa']);
   });
@@ -528,20 +579,31 @@ describe('node agent following an enrollment source that changes its mind (in-pr
     assert.equal(nodeAgent?.pods.get(podX.uid)?.netnsFd, undefined, 'the descriptor is closed');
   });
 
-  test('a pod enrolled at ADD gets the source\'s service account in WorkloadInfo', async () => {
+  test("a pod enrolled at ADD gets the source's service account in WorkloadInfo", async () => {
     source.flip(podZ, 'ratings-sa'); // before its ADD: nothing known to reconcile yet
     const mark = zh.events.length;
     const r = await plugin('ADD', podZ, '10.78.0.3', sock);
     assert.equal(r.code, 0, r.stdout);
     assertRedirected(podZ);
-    assert.deepEqual(adds(zh.since(mark)).map((e) => [e.uid, e.serviceAccount, e.inode]), [[podZ.uid, 'ratings-sa', podZ.inode]]);
+    assert.deepEqual(
+      adds(zh.since(mark)).map((e) => [e.uid, e.serviceAccount, e.inode]),
+      [[podZ.uid, 'ratings-sa', podZ.inode]],
+    );
   });
 
   test('a restarted agent keeps the not-enrolled pod known, leaves it out of the snapshot, and can still enroll it', async () => {
     const connectionsBefore = zc?.connections ?? 0;
     await nodeAgent?.stop();
     assert.equal(source.stops, 1, 'the agent stops its source');
-    assert.deepEqual(stateEntries(state).map((p) => [p.uid, p.enrolled]).sort(), [[podX.uid, false], [podZ.uid, true]].sort());
+    assert.deepEqual(
+      stateEntries(state)
+        .map((p) => [p.uid, p.enrolled])
+        .sort(),
+      [
+        [podX.uid, false],
+        [podZ.uid, true],
+      ].sort(),
+    );
     await waitFor('the client to notice', () => zc?.connected === false);
     const mark = zh.events.length;
     const restarted = await startNodeAgent();
@@ -549,7 +611,15 @@ describe('node agent following an enrollment source that changes its mind (in-pr
     await waitFor('a new connection and snapshot', () => (zc?.connections ?? 0) > connectionsBefore && zc?.ready === true);
     assert.deepEqual(zh.since(mark), [
       { kind: 'connected' },
-      { kind: 'add', uid: podZ.uid, name: podZ.name, namespace: 'flip-other', serviceAccount: 'ratings-sa', inode: podZ.inode, nacked: false },
+      {
+        kind: 'add',
+        uid: podZ.uid,
+        name: podZ.name,
+        namespace: 'flip-other',
+        serviceAccount: 'ratings-sa',
+        inode: podZ.inode,
+        nacked: false,
+      },
       { kind: 'snapshotSent', current: [podZ.uid] },
     ]);
     assertClean(podX);
@@ -558,7 +628,10 @@ describe('node agent following an enrollment source that changes its mind (in-pr
     source.flip(podX, 'reviews-sa');
     await waitFor('the AddWorkload after the restart', () => adds(zh.since(mark2)).length >= 1);
     assertRedirected(podX);
-    assert.deepEqual(adds(zh.since(mark2)).map((e) => [e.uid, e.serviceAccount, e.inode]), [[podX.uid, 'reviews-sa', podX.inode]]);
+    assert.deepEqual(
+      adds(zh.since(mark2)).map((e) => [e.uid, e.serviceAccount, e.inode]),
+      [[podX.uid, 'reviews-sa', podX.inode]],
+    );
     source.flip(podX, undefined);
     await waitFor('the DelWorkload after the restart', () => zh.since(mark2).some((e) => e.kind === 'del'));
     await waitFor('the state file', () => stateEntry(podX.uid, state)?.enrolled === false);
@@ -591,7 +664,10 @@ describe('node agent following an enrollment source that changes its mind (in-pr
     assert.equal(r.code, 0, r.stdout);
     await waitFor('the AddWorkload', () => adds(zh.since(mark)).length >= 1);
     assertRedirected(podW);
-    assert.deepEqual(adds(zh.since(mark)).map((e) => [e.uid, e.serviceAccount]), [[podW.uid, 'late-sa']]);
+    assert.deepEqual(
+      adds(zh.since(mark)).map((e) => [e.uid, e.serviceAccount]),
+      [[podW.uid, 'late-sa']],
+    );
     const d = await plugin('DEL', podW, undefined, sock);
     assert.equal(d.code, 0, d.stdout);
     assertClean(podW);
@@ -620,8 +696,10 @@ describe('node agent with the Kubernetes source and annotator, against a fake AP
   let podK: Pod;
 
   /** The redirection annotation values the agent patched, in order (null = removed). */
-  const annotations = (): Array<string | null> => api.patches.map((p) =>
-    (p.body as { metadata: { annotations: Record<string, string | null> } }).metadata.annotations[REDIRECTION_ANNOTATION] ?? null);
+  const annotations = (): Array<string | null> =>
+    api.patches.map(
+      (p) => (p.body as { metadata: { annotations: Record<string, string | null> } }).metadata.annotations[REDIRECTION_ANNOTATION] ?? null,
+    );
 
   const setPodLabels = (labels: Record<string, string>): void => {
     api.setPod({
@@ -675,7 +753,10 @@ describe('node agent with the Kubernetes source and annotator, against a fake AP
     api.setNamespace({ metadata: { name: 'kdemo', labels: { [DATAPLANE_MODE_LABEL]: 'ambient' } } });
     await waitFor('the AddWorkload', () => adds(zh.since(mark)).length >= 1);
     assertRedirected(podK);
-    assert.deepEqual(adds(zh.since(mark)).map((e) => [e.uid, e.namespace, e.serviceAccount, e.inode]), [[podK.uid, 'kdemo', 'web-sa', podK.inode]]);
+    assert.deepEqual(
+      adds(zh.since(mark)).map((e) => [e.uid, e.namespace, e.serviceAccount, e.inode]),
+      [[podK.uid, 'kdemo', 'web-sa', podK.inode]],
+    );
     await waitFor('both annotations', () => annotations().length >= 2);
     assert.deepEqual(annotations(), ['pending', 'enabled']);
   });

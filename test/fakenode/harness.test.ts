@@ -13,17 +13,28 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { hasErrorCode } from '../../lib/errors.js';
 import {
-  CniError, cleanupStale, createCluster, curl, startEchoServer, startNginx, tcpRequest,
-  type ChainedPlugin, type Cluster, type CniResult,
-} from '../../lib/fakenode/index.js';
-import { ipv4ToInt, parseIpv4Cidr } from '../../lib/fakenode/plan.js';
-import { silentLogger } from '../support/log.js';
+  CniError,
+  cleanupStale,
+  createCluster,
+  curl,
+  startEchoServer,
+  startNginx,
+  tcpRequest,
+  type ChainedPlugin,
+  type Cluster,
+  type CniResult,
+} from '../../testbed/fakenode/index.js';
+import { ipv4ToInt, parseIpv4Cidr } from '../../testbed/fakenode/plan.js';
+import { silentLogger } from '../../testbed/fixtures/log.js';
 
 const execFileAsync = promisify(execFile);
 
 function requireRoot(): void {
-  assert.equal(process.getuid?.(), 0,
-    'the fake-node tests create network namespaces, veth links and CNI state and must run as root (e.g. sudo npm test)');
+  assert.equal(
+    process.getuid?.(),
+    0,
+    'the fake-node tests create network namespaces, veth links and CNI state and must run as root (e.g. sudo npm test)',
+  );
 }
 
 async function sh(cmd: string, ...args: string[]): Promise<string> {
@@ -31,7 +42,10 @@ async function sh(cmd: string, ...args: string[]): Promise<string> {
 }
 
 async function netnsNames(): Promise<string[]> {
-  return (await sh('ip', 'netns', 'list')).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n !== '');
+  return (await sh('ip', 'netns', 'list'))
+    .split('\n')
+    .map((l) => l.split(' ')[0] ?? '')
+    .filter((n) => n !== '');
 }
 
 function inCidr(ip: string, cidr: string): boolean {
@@ -84,7 +98,11 @@ async function hostLinksWithAlias(prefix: string): Promise<string[]> {
 
 /** The same checks every teardown test makes: nothing named after the cluster is left anywhere. */
 async function assertNothingLeft(prefix: string, stateDir: string): Promise<void> {
-  assert.deepEqual((await netnsNames()).filter((n) => n.startsWith(`${prefix}.`)), [], 'no namespaces left');
+  assert.deepEqual(
+    (await netnsNames()).filter((n) => n.startsWith(`${prefix}.`)),
+    [],
+    'no namespaces left',
+  );
   assert.deepEqual(await hostLinksWithAlias(prefix), [], 'no host links left');
   assert.deepEqual(markedPids(prefix), [], 'no processes left');
   assert.equal(existsSync(stateDir), false, 'no state directory left');
@@ -97,7 +115,9 @@ async function assertNothingLeft(prefix: string, stateDir: string): Promise<void
  */
 function writeRecordingPlugin(dir: string, type: string): string {
   const path = join(dir, type);
-  writeFileSync(path, `#!${process.execPath}
+  writeFileSync(
+    path,
+    `#!${process.execPath}
 const fs = require('node:fs');
 let input = '';
 process.stdin.on('data', (d) => (input += d));
@@ -114,7 +134,8 @@ process.stdin.on('end', () => {
   }
   if (env.CNI_COMMAND === 'ADD') process.stdout.write(JSON.stringify(conf.prevResult));
 });
-`);
+`,
+  );
   chmodSync(path, 0o755);
   return path;
 }
@@ -129,7 +150,10 @@ interface Invocation {
 
 function readInvocations(file: string): Invocation[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Invocation);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Invocation);
 }
 
 /**
@@ -137,8 +161,13 @@ function readInvocations(file: string): Invocation[] {
  * node 1) and then waits, or exits on its own when `exitCode` is given. Resolves once the cluster is up.
  */
 async function startChildRun(name: string, opts: { nodes: number; hostLink?: boolean; exitCode?: number }): Promise<ChildProcess> {
-  const lib = fileURLToPath(new URL('../../lib/fakenode/index.js', import.meta.url));
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+  const lib = fileURLToPath(new URL('../../testbed/fakenode/index.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `
     const f = await import(${JSON.stringify(lib)});
     const c = await f.createCluster({ name: ${JSON.stringify(name)}, nodes: ${opts.nodes}, hostLink: ${opts.hostLink === true} });
     const p = await c.createPod(c.node(${opts.nodes}), { namespace: 'default', name: 'app' });
@@ -146,7 +175,10 @@ async function startChildRun(name: string, opts: { nodes: number; hostLink?: boo
     c.node(1).spawn('sleep', ['600']);
     process.stdout.write('READY\\n');
     ${opts.exitCode === undefined ? 'setInterval(() => {}, 1000);' : `setTimeout(() => process.exit(${opts.exitCode}), 50);`}
-  `], { env: { ...process.env, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  `,
+    ],
+    { env: { ...process.env, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
@@ -179,28 +211,44 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
-  test('each pod gets an address from its node\'s pod CIDR via host-local, an eth0, a lo that is up, and a default route via cni0', async () => {
+  test("each pod gets an address from its node's pod CIDR via host-local, an eth0, a lo that is up, and a default route via cni0", async () => {
     const [a, b] = await Promise.all([
       cluster.createPod(cluster.node(1), { namespace: 'default', name: 'addr-a' }),
       cluster.createPod(cluster.node(2), { namespace: 'default', name: 'addr-b' }),
     ]);
-    for (const [pod, node] of [[a, cluster.node(1)], [b, cluster.node(2)]] as const) {
+    for (const [pod, node] of [
+      [a, cluster.node(1)],
+      [b, cluster.node(2)],
+    ] as const) {
       assert.ok(inCidr(pod.ip, node.podCidr), `${pod.ip} is in ${node.podCidr}`);
       assert.equal(pod.gateway, node.podGateway);
       assert.equal(pod.nodeName, node.name);
-      const links = JSON.parse((await pod.execChecked('ip', ['-j', 'addr', 'show'])).trim()) as
-        { ifname: string; operstate: string; flags: string[]; addr_info: { family: string; local: string; prefixlen: number }[] }[];
+      const links = JSON.parse((await pod.execChecked('ip', ['-j', 'addr', 'show'])).trim()) as {
+        ifname: string;
+        operstate: string;
+        flags: string[];
+        addr_info: { family: string; local: string; prefixlen: number }[];
+      }[];
       const eth0 = links.find((l) => l.ifname === 'eth0');
       assert.ok(eth0, 'eth0 exists in the pod');
       assert.ok(eth0.flags.includes('UP'));
-      assert.deepEqual(eth0.addr_info.filter((x) => x.family === 'inet').map((x) => `${x.local}/${x.prefixlen}`), [pod.ipCidr]);
+      assert.deepEqual(
+        eth0.addr_info.filter((x) => x.family === 'inet').map((x) => `${x.local}/${x.prefixlen}`),
+        [pod.ipCidr],
+      );
       const lo = links.find((l) => l.ifname === 'lo');
       assert.ok(lo?.flags.includes('UP'), 'the loopback plugin brought lo up');
       assert.ok(lo?.addr_info.some((x) => x.local === '127.0.0.1'));
       const routes = JSON.parse(await pod.execChecked('ip', ['-j', 'route', 'show', 'default'])) as { gateway?: string; dev: string }[];
-      assert.deepEqual(routes.map((r) => [r.gateway, r.dev]), [[node.podGateway, 'eth0']]);
+      assert.deepEqual(
+        routes.map((r) => [r.gateway, r.dev]),
+        [[node.podGateway, 'eth0']],
+      );
       // The gateway is the bridge the plugin made in the node namespace.
-      assert.match(await node.execChecked('ip', ['-br', 'addr', 'show', 'cni0']), new RegExp(`${node.podGateway.replace(/\./g, '\\.')}/24`));
+      assert.match(
+        await node.execChecked('ip', ['-br', 'addr', 'show', 'cni0']),
+        new RegExp(`${node.podGateway.replace(/\./g, '\\.')}/24`),
+      );
       // host-local recorded the allocation under the node's dataDir, keyed by the sandbox id.
       assert.ok((await node.allocatedPodIps()).includes(pod.ip));
       assert.match(readFileSync(join(node.ipamDataDir, 'fakenode', pod.ip), 'utf8'), new RegExp(`^${pod.containerId}\\s+eth0`));
@@ -209,7 +257,7 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     await Promise.all([cluster.deletePod(a), cluster.deletePod(b)]);
   });
 
-  test('curl from a pod on node 1 to nginx in a pod on node 2 gets the body, and nginx sees the client\'s pod IP', async () => {
+  test("curl from a pod on node 1 to nginx in a pod on node 2 gets the body, and nginx sees the client's pod IP", async () => {
     const client = await cluster.createPod(cluster.node(1), { namespace: 'default', name: 'client' });
     const server = await cluster.createPod(cluster.node(2), { namespace: 'apps', name: 'web', serviceAccount: 'web' });
     try {
@@ -237,7 +285,7 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     }
   });
 
-  test('two pods on the same node reach each other over the node\'s bridge', async () => {
+  test("two pods on the same node reach each other over the node's bridge", async () => {
     const node = cluster.node(1);
     const [a, b] = await Promise.all([
       cluster.createPod(node, { namespace: 'default', name: 'same-a' }),
@@ -298,7 +346,10 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
       const saw = JSON.parse(greeting ?? '') as { peer: { address: string; port: number } };
       assert.deepEqual(saw.peer, { address: a.ip, port: r.localPort });
       assert.equal(rest.join('\n'), 'ping over the wire');
-      assert.deepEqual(echo.connections().map((c) => c.peer.address), [a.ip]);
+      assert.deepEqual(
+        echo.connections().map((c) => c.peer.address),
+        [a.ip],
+      );
       const quiet = await startEchoServer(b, 9001, { greeting: false });
       assert.equal((await tcpRequest(a, b.ip, 9001, { send: 'just echo' })).received, 'just echo');
       await quiet.stop();
@@ -315,13 +366,25 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     mkdirSync(bin, { recursive: true });
     const record = join(work, 'chain.jsonl');
     const chain: ChainedPlugin[] = [
-      { type: 'record-a', path: writeRecordingPlugin(bin, 'record-a'), config: { record_file: record, cni_event_address: '/var/run/istio-cni/pluginevent.sock' } },
+      {
+        type: 'record-a',
+        path: writeRecordingPlugin(bin, 'record-a'),
+        config: { record_file: record, cni_event_address: '/var/run/istio-cni/pluginevent.sock' },
+      },
       { type: 'record-b', path: writeRecordingPlugin(bin, 'record-b'), config: { record_file: record } },
     ];
     const node = cluster.node(2);
-    const pod = await cluster.createPod(node, { namespace: 'mesh', name: 'chained', uid: '11111111-2222-3333-4444-555555555555', chainPlugins: chain });
+    const pod = await cluster.createPod(node, {
+      namespace: 'mesh',
+      name: 'chained',
+      uid: '11111111-2222-3333-4444-555555555555',
+      chainPlugins: chain,
+    });
     const adds = readInvocations(record);
-    assert.deepEqual(adds.map((i) => `${i.command} ${i.type}`), ['ADD record-a', 'ADD record-b']);
+    assert.deepEqual(
+      adds.map((i) => `${i.command} ${i.type}`),
+      ['ADD record-a', 'ADD record-b'],
+    );
     const [addA, addB] = adds as [Invocation, Invocation];
     assert.deepEqual(addA.env, {
       CNI_COMMAND: 'ADD',
@@ -331,22 +394,29 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=mesh;K8S_POD_NAME=chained;K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=11111111-2222-3333-4444-555555555555`,
       CNI_PATH: `/usr/lib/cni:${bin}`,
     });
-    assert.equal(addA.netns, `net:[${statSync(node.netnsPath).ino}]`, 'plugins run in the node\'s network namespace');
+    assert.equal(addA.netns, `net:[${statSync(node.netnsPath).ino}]`, "plugins run in the node's network namespace");
     // §3: name and cniVersion inserted, plugin keys passed through unchanged, prevResult = bridge's result.
     assert.equal(addA.conf.name, 'fakenode');
     assert.equal(addA.conf.cniVersion, '1.0.0');
     assert.equal(addA.conf.cni_event_address, '/var/run/istio-cni/pluginevent.sock');
     const bridgeResult = addA.conf.prevResult;
     assert.ok(bridgeResult?.interfaces?.some((i) => i.name === 'eth0' && i.sandbox === pod.netnsPath));
-    assert.deepEqual(bridgeResult?.ips?.map((ip) => ip.address), [pod.ipCidr]);
+    assert.deepEqual(
+      bridgeResult?.ips?.map((ip) => ip.address),
+      [pod.ipCidr],
+    );
     assert.deepEqual(addB.conf.prevResult, bridgeResult, 'record-a passed its prevResult through, record-b got it');
-    assert.deepEqual(pod.cniResult, bridgeResult, 'the final result is the last plugin\'s');
+    assert.deepEqual(pod.cniResult, bridgeResult, "the final result is the last plugin's");
     const cacheFile = join(node.cniCacheDir, `fakenode-${pod.containerId}-eth0.json`);
     assert.deepEqual((JSON.parse(readFileSync(cacheFile, 'utf8')) as { result: unknown }).result, pod.cniResult);
 
     await cluster.deletePod(pod);
     const dels = readInvocations(record).slice(2);
-    assert.deepEqual(dels.map((i) => `${i.command} ${i.type}`), ['DEL record-b', 'DEL record-a'], 'reverse order');
+    assert.deepEqual(
+      dels.map((i) => `${i.command} ${i.type}`),
+      ['DEL record-b', 'DEL record-a'],
+      'reverse order',
+    );
     for (const d of dels) {
       assert.deepEqual(d.conf.prevResult, pod.cniResult, 'DEL gets the cached final ADD result');
       assert.equal(d.env.CNI_NETNS, pod.netnsPath, 'the namespace still exists during DEL');
@@ -361,35 +431,55 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     const record = join(work, 'fail.jsonl');
     const node = cluster.node(1);
     const before = await node.allocatedPodIps();
-    const failing: ChainedPlugin = { type: 'mesh-cni', path: writeRecordingPlugin(bin, 'mesh-cni'), config: { record_file: record, fail_on: 'ADD' } };
+    const failing: ChainedPlugin = {
+      type: 'mesh-cni',
+      path: writeRecordingPlugin(bin, 'mesh-cni'),
+      config: { record_file: record, fail_on: 'ADD' },
+    };
     const err: unknown = await cluster.createPod(node, { namespace: 'default', name: 'doomed', chainPlugins: [failing] }).then(
-      () => assert.fail('createPod should have failed'), (e: unknown) => e);
+      () => assert.fail('createPod should have failed'),
+      (e: unknown) => e,
+    );
     assert.ok(err instanceof CniError, String(err));
     assert.equal(err.code, 'FAKENODE_CNI_FAILED');
     assert.deepEqual([err.command, err.plugin, err.network, err.exitCode], ['ADD', 'mesh-cni', 'fakenode', 1]);
     assert.deepEqual(err.cniError, {
-      cniVersion: '1.0.0', code: 101, msg: 'mesh agent unreachable',
+      cniVersion: '1.0.0',
+      code: 101,
+      msg: 'mesh agent unreachable',
       details: 'dial unix /var/run/nowhere.sock: connect: no such file or directory',
     });
     assert.match(err.message, /mesh agent unreachable/);
     // §3: a delete follows a failed add — the plugin got its DEL, bridge released the IP, the netns is gone.
-    assert.deepEqual(readInvocations(record).map((i) => i.command), ['ADD', 'DEL']);
+    assert.deepEqual(
+      readInvocations(record).map((i) => i.command),
+      ['ADD', 'DEL'],
+    );
     assert.deepEqual(await node.allocatedPodIps(), before);
-    assert.equal((await netnsNames()).some((n) => n.endsWith('.pod.default.doomed')), false);
+    assert.equal(
+      (await netnsNames()).some((n) => n.endsWith('.pod.default.doomed')),
+      false,
+    );
     assert.equal(cluster.findPod('default', 'doomed'), undefined);
 
-    const missing: unknown = await cluster.createPod(node, { namespace: 'default', name: 'doomed', chainPlugins: [{ type: 'no-such-plugin' }] })
-      .then(() => assert.fail('should fail'), (e: unknown) => e);
+    const missing: unknown = await cluster
+      .createPod(node, { namespace: 'default', name: 'doomed', chainPlugins: [{ type: 'no-such-plugin' }] })
+      .then(
+        () => assert.fail('should fail'),
+        (e: unknown) => e,
+      );
     assert.ok(hasErrorCode(missing, 'FAKENODE_CNI_PLUGIN_NOT_FOUND'), String(missing));
     assert.deepEqual(await node.allocatedPodIps(), before);
 
     // The name is free again and the node still works.
     const ok = await cluster.createPod(node, { namespace: 'default', name: 'doomed' });
-    await assert.rejects(cluster.createPod(node, { namespace: 'default', name: 'doomed' }), (e: unknown) => hasErrorCode(e, 'FAKENODE_POD_EXISTS'));
+    await assert.rejects(cluster.createPod(node, { namespace: 'default', name: 'doomed' }), (e: unknown) =>
+      hasErrorCode(e, 'FAKENODE_POD_EXISTS'),
+    );
     await cluster.deletePod(ok);
   });
 
-  test('deletePod stops the pod\'s processes, deletes its netns and releases its IP; deleting twice is a no-op', async () => {
+  test("deletePod stops the pod's processes, deletes its netns and releases its IP; deleting twice is a no-op", async () => {
     const node = cluster.node(2);
     const pod = await cluster.createPod(node, { namespace: 'default', name: 'short-lived' });
     const sleeper = pod.spawn('sleep', ['600']);
@@ -399,7 +489,7 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
     assert.equal((await netnsNames()).includes(pod.netnsName), false, 'netns deleted');
     assert.equal((await node.allocatedPodIps()).includes(pod.ip), false, 'IP released (host-local dataDir no longer lists it)');
     assert.equal(existsSync(join(node.ipamDataDir, 'fakenode', pod.ip)), false);
-    assert.equal(sleeper.running, false, 'the pod\'s process was stopped');
+    assert.equal(sleeper.running, false, "the pod's process was stopped");
     assert.equal(pod.deleted, true);
     assert.equal(cluster.findPod('default', 'short-lived'), undefined);
     await cluster.deletePod(pod);
@@ -425,7 +515,11 @@ describe('fake-node cluster: two nodes, pods made by the CNI reference plugins',
       assert.equal(exit.signal, 'SIGTERM');
       // Node → its own pod, and node → the other node.
       assert.equal((await curl(node, `http://${pod.ip}:1/`, { maxTimeSeconds: 3 })).exitCode, 7, 'the pod answered with a RST: reachable');
-      assert.equal((await curl(node, `http://${cluster.node(2).ip}:1/`, { maxTimeSeconds: 3 })).exitCode, 7, 'node 2 answered with a RST: reachable');
+      assert.equal(
+        (await curl(node, `http://${cluster.node(2).ip}:1/`, { maxTimeSeconds: 3 })).exitCode,
+        7,
+        'node 2 answered with a RST: reachable',
+      );
     } finally {
       await cluster.deletePod(pod);
     }
@@ -463,21 +557,36 @@ describe('fake-node cluster lifecycle', () => {
     const destroyStarted = Date.now();
     await cluster.destroy();
     const destroyed = Date.now();
-    t.diagnostic(`2-node cluster ${created - started} ms, 2 pods ${podsReady - created} ms, destroy (with nginx, echo, sleep running) ${destroyed - destroyStarted} ms`);
+    t.diagnostic(
+      `2-node cluster ${created - started} ms, 2 pods ${podsReady - created} ms, destroy (with nginx, echo, sleep running) ${destroyed - destroyStarted} ms`,
+    );
     await assertNothingLeft(cluster.prefix, cluster.stateDir);
     assert.deepEqual(alive(running), [], 'every process of the cluster is gone');
     assert.equal((await sh('ip', 'route', 'show', '10.244.2.0/24')).trim(), '', 'the host routes went with the link');
     await cluster.destroy();
-    assert.throws(() => cluster.node(1).spawn('true'), (e: unknown) => hasErrorCode(e, 'FAKENODE_CLUSTER_DESTROYED'));
-    await assert.rejects(cluster.createPod(cluster.node(1), { namespace: 'default', name: 'late' }),
-      (e: unknown) => hasErrorCode(e, 'FAKENODE_CLUSTER_DESTROYED'));
+    assert.throws(
+      () => cluster.node(1).spawn('true'),
+      (e: unknown) => hasErrorCode(e, 'FAKENODE_CLUSTER_DESTROYED'),
+    );
+    await assert.rejects(cluster.createPod(cluster.node(1), { namespace: 'default', name: 'late' }), (e: unknown) =>
+      hasErrorCode(e, 'FAKENODE_CLUSTER_DESTROYED'),
+    );
   });
 
   test('createCluster rejects bad options before creating anything', async () => {
-    for (const bad of [{ name: 'Upper', nodes: 1 }, { name: 'dot.ted', nodes: 1 }, { name: 'ok', nodes: 0 }, { name: 'ok', nodes: 2, podCidrBase: '10.244.0.0/24' }]) {
+    for (const bad of [
+      { name: 'Upper', nodes: 1 },
+      { name: 'dot.ted', nodes: 1 },
+      { name: 'ok', nodes: 0 },
+      { name: 'ok', nodes: 2, podCidrBase: '10.244.0.0/24' },
+    ]) {
       await assert.rejects(createCluster(bad), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'), JSON.stringify(bad));
     }
-    await assert.rejects(cleanupStale('cni-'), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'), 'only fn- names are ever removed');
+    await assert.rejects(
+      cleanupStale('cni-'),
+      (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+      'only fn- names are ever removed',
+    );
   });
 
   test('cleanupStale removes what a killed run left (namespaces, processes, host link, state) and spares live clusters', async () => {

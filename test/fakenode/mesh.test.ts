@@ -10,7 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { curl, startEchoServer, startNginx, tcpRequest, type CurlResult, type FakeNode, type Pod } from '../../lib/fakenode/index.js';
+import { curl, startEchoServer, startNginx, tcpRequest, type CurlResult, type FakeNode, type Pod } from '../../testbed/fakenode/index.js';
 import { MeshCluster } from '../../localmesh/mesh-cluster.js';
 import { EMPTY_RBAC_MATCH, type Authorization, type RbacMatch } from '../../ztunnel/state/model.js';
 
@@ -109,7 +109,10 @@ describe('traffic through the mesh', () => {
     assert.ok(!seen.contains('GET / HTTP/1.1'), 'the request must not be visible on the wire');
     // TLS records: content type 0x17 (application data), version 0x0303, on the 15008 flow.
     const tls = [...seen.flows].filter(([k]) => k.endsWith(`>${server.ip}:15008`)).map(([, b]) => b);
-    assert.ok(tls.some((b) => b[0] === 0x16 && b[1] === 0x03), 'the 15008 flow starts with a TLS handshake record');
+    assert.ok(
+      tls.some((b) => b[0] === 0x16 && b[1] === 0x03),
+      'the 15008 flow starts with a TLS handshake record',
+    );
   });
 
   test('pod to service VIP reaches replicas on the same node and across nodes, both through HBONE', async () => {
@@ -123,7 +126,13 @@ describe('traffic through the mesh', () => {
     const dump = await mesh.configDump(node1);
     assert.equal(dump.services.length, 1);
     const m2 = await mesh.metrics(node2);
-    assert.ok(counter(m2, 'istio_tcp_connections_opened_total', { reporter: 'destination', destination_service: 'server.default.svc.cluster.local' }) > 0, 'destination ztunnel counted service traffic');
+    assert.ok(
+      counter(m2, 'istio_tcp_connections_opened_total', {
+        reporter: 'destination',
+        destination_service: 'server.default.svc.cluster.local',
+      }) > 0,
+      'destination ztunnel counted service traffic',
+    );
   });
 
   test('the app sees the client pod IP as the source address', async () => {
@@ -138,9 +147,20 @@ describe('traffic through the mesh', () => {
     await get(client, `http://${server.ip}:${APP_PORT}/`);
     const src = await mesh.metrics(node1);
     const dst = await mesh.metrics(node2);
-    const labels = { source_workload: 'client', source_workload_namespace: 'default', destination_workload: 'server', connection_security_policy: 'mutual_tls' };
+    const labels = {
+      source_workload: 'client',
+      source_workload_namespace: 'default',
+      destination_workload: 'server',
+      connection_security_policy: 'mutual_tls',
+    };
     assert.ok(counter(src, 'istio_tcp_connections_opened_total', { ...labels, reporter: 'source' }) > 0, src);
-    assert.ok(counter(dst, 'istio_tcp_connections_closed_total', { ...labels, reporter: 'destination', source_principal: 'spiffe://cluster.local/ns/default/sa/client' }) > 0);
+    assert.ok(
+      counter(dst, 'istio_tcp_connections_closed_total', {
+        ...labels,
+        reporter: 'destination',
+        source_principal: 'spiffe://cluster.local/ns/default/sa/client',
+      }) > 0,
+    );
     assert.ok(counter(dst, 'istio_tcp_received_bytes_total', { ...labels, reporter: 'destination' }) > 0);
     assert.ok(counter(dst, 'istio_tcp_sent_bytes_total', { ...labels, reporter: 'destination' }) > 0);
     assert.match(src, /istio_build\{component="ztunnel",tag="[^"]+"\} 1/);
@@ -164,11 +184,16 @@ describe('traffic through the mesh', () => {
 
 describe('L4 authorization', () => {
   test('ALLOW by principal admits the named identity and refuses others, counting the denial', async () => {
-    await mesh.setPolicies([policy('allow-client', 'Allow', { principals: [{ kind: 'exact', value: 'cluster.local/ns/default/sa/client' }] })]);
+    await mesh.setPolicies([
+      policy('allow-client', 'Allow', { principals: [{ kind: 'exact', value: 'cluster.local/ns/default/sa/client' }] }),
+    ]);
     assertServed(await get(client, `http://${server.ip}:${APP_PORT}/`), 'allowed principal');
     const before = counter(await mesh.metrics(node2), 'istio_tcp_connections_failed_total', { response_flags: 'DENY' });
     assertRefused(await get(clientB, `http://${server.ip}:${APP_PORT}/`), 'other principal');
-    const afterDeny = counter(await mesh.metrics(node2), 'istio_tcp_connections_failed_total', { response_flags: 'DENY', source_workload: 'client-b' });
+    const afterDeny = counter(await mesh.metrics(node2), 'istio_tcp_connections_failed_total', {
+      response_flags: 'DENY',
+      source_workload: 'client-b',
+    });
     assert.ok(afterDeny > 0 && afterDeny >= before, 'the denial is counted on the destination ztunnel');
   });
 
@@ -186,7 +211,10 @@ describe('L4 authorization', () => {
     const refused = await tcpRequest(client, server.ip, ECHO_PORT, { send: 'ping', timeoutMs: 3000 });
     assert.equal(refused.received, '', 'nothing comes back from a denied port');
     const m = await mesh.metrics(node2);
-    assert.ok(counter(m, 'istio_tcp_connections_failed_total', { response_flags: 'DENY', source_workload: 'client' }) > 0, 'port 9090 denied and counted');
+    assert.ok(
+      counter(m, 'istio_tcp_connections_failed_total', { response_flags: 'DENY', source_workload: 'client' }) > 0,
+      'port 9090 denied and counted',
+    );
   });
 
   test('a new DENY closes a live connection it now forbids', async () => {
@@ -195,7 +223,9 @@ describe('L4 authorization', () => {
     await proc.waitForOutput(/connected/, { timeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, 300));
     assert.ok(proc.running, 'the connection is up before the policy');
-    await mesh.setPolicies([policy('deny-client', 'Deny', { principals: [{ kind: 'exact', value: 'cluster.local/ns/default/sa/client' }] })]);
+    await mesh.setPolicies([
+      policy('deny-client', 'Deny', { principals: [{ kind: 'exact', value: 'cluster.local/ns/default/sa/client' }] }),
+    ]);
     await proc.waitForOutput(/closed/, { timeoutMs: 10_000 });
   });
 });

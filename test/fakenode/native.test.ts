@@ -13,9 +13,21 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import {
-  NativeError, SeqpacketConnection, SeqpacketServer, closeFd, createTcpListenerFd, createTcpSocketFd,
-  currentNetnsInode, dialFrom, getOriginalDst, getSocketMark, localAddress, netnsInode, openNetns,
-  wrapUnconnectedFd, withNetns,
+  NativeError,
+  SeqpacketConnection,
+  SeqpacketServer,
+  closeFd,
+  createTcpListenerFd,
+  createTcpSocketFd,
+  currentNetnsInode,
+  dialFrom,
+  getOriginalDst,
+  getSocketMark,
+  localAddress,
+  netnsInode,
+  openNetns,
+  wrapUnconnectedFd,
+  withNetns,
 } from '../../lib/native/index.js';
 import { hasErrorCode } from '../../lib/errors.js';
 
@@ -23,8 +35,11 @@ const execFileAsync = promisify(execFile);
 let nsCounter = 0;
 
 function requireRoot(): void {
-  assert.equal(process.getuid?.(), 0,
-    'the native tests create network namespaces and iptables rules and must run as root (e.g. sudo npm test)');
+  assert.equal(
+    process.getuid?.(),
+    0,
+    'the native tests create network namespaces and iptables rules and must run as root (e.g. sudo npm test)',
+  );
 }
 
 /** Setup commands that do not need this process's event loop (servers here are not involved). */
@@ -75,10 +90,13 @@ async function serveOnFd(t: TestContext, fd: number, onConnection: (s: net.Socke
     server.once('error', reject);
     server.listen({ fd }, () => resolve());
   });
-  t.after(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy();
-    server.close(() => resolve());
-  }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  );
   return server;
 }
 
@@ -108,7 +126,10 @@ describe('network namespaces', () => {
     const b = makeNetns(t);
     const host = currentNetnsInode();
     assert.notEqual(netnsInode(a.fd), host);
-    assert.equal(withNetns(a.fd, () => currentNetnsInode()), netnsInode(a.fd));
+    assert.equal(
+      withNetns(a.fd, () => currentNetnsInode()),
+      netnsInode(a.fd),
+    );
     assert.equal(currentNetnsInode(), host);
     const seen = withNetns(a.fd, () => {
       const inner = withNetns(b.fd, () => currentNetnsInode());
@@ -116,9 +137,13 @@ describe('network namespaces', () => {
     });
     assert.deepEqual(seen, [netnsInode(b.fd), netnsInode(a.fd)]);
     assert.equal(currentNetnsInode(), host);
-    assert.throws(() => withNetns(a.fd, () => {
-      throw new Error('boom');
-    }), /boom/);
+    assert.throws(
+      () =>
+        withNetns(a.fd, () => {
+          throw new Error('boom');
+        }),
+      /boom/,
+    );
     assert.equal(currentNetnsInode(), host);
   });
 
@@ -126,14 +151,27 @@ describe('network namespaces', () => {
     const ns = makeNetns(t);
     const dir = mkdtempSync(join(tmpdir(), 'ntv-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
-    assert.throws(() => withNetns(1_000_000, () => 0),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SETNS_FAILED' && e.errnoName === 'EBADF' && /EBADF/.test(e.message));
-    assert.throws(() => openNetns('/etc/hostname'), (e: unknown) => hasErrorCode(e, 'NATIVE_NETNS_OPEN_FAILED'));
-    assert.throws(() => openNetns(join(dir, 'missing')),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_NETNS_OPEN_FAILED' && /ENOENT/.test(e.message));
-    assert.throws(() => withNetns(ns.fd, () => Promise.resolve(1)), (e: unknown) => hasErrorCode(e, 'NATIVE_NETNS_ASYNC_CALLBACK'));
-    assert.throws(() => withNetns(1, () => 0), (e: unknown) =>
-      e instanceof NativeError && e.code === 'NATIVE_SETNS_FAILED' && e.errnoName === 'EINVAL', 'stdout is not a namespace');
+    assert.throws(
+      () => withNetns(1_000_000, () => 0),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SETNS_FAILED' && e.errnoName === 'EBADF' && /EBADF/.test(e.message),
+    );
+    assert.throws(
+      () => openNetns('/etc/hostname'),
+      (e: unknown) => hasErrorCode(e, 'NATIVE_NETNS_OPEN_FAILED'),
+    );
+    assert.throws(
+      () => openNetns(join(dir, 'missing')),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_NETNS_OPEN_FAILED' && /ENOENT/.test(e.message),
+    );
+    assert.throws(
+      () => withNetns(ns.fd, () => Promise.resolve(1)),
+      (e: unknown) => hasErrorCode(e, 'NATIVE_NETNS_ASYNC_CALLBACK'),
+    );
+    assert.throws(
+      () => withNetns(1, () => 0),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SETNS_FAILED' && e.errnoName === 'EINVAL',
+      'stdout is not a namespace',
+    );
   });
 });
 
@@ -145,10 +183,13 @@ describe('TCP sockets in a pod namespace', () => {
     assert.equal(currentNetnsInode(), hostInode, 'the thread is back in its own namespace');
     const server = http.createServer((_req, res) => res.end('hello from the pod'));
     await new Promise<void>((resolve) => server.listen({ fd }, resolve));
-    t.after(() => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }));
+    t.after(
+      () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    );
     const port = portOf(server);
     const local = `127.0.0.1:${port}`;
     assert.match(ns.run('ss', '-Hltn'), new RegExp(`${local.replace(/\./g, '\\.')}\\s`));
@@ -159,14 +200,18 @@ describe('TCP sockets in a pod namespace', () => {
 
   test('a listener on an address the namespace does not have fails with NATIVE_LISTEN_FAILED and EADDRNOTAVAIL', (t) => {
     const ns = makeNetns(t);
-    assert.throws(() => createTcpListenerFd({ netnsFd: ns.fd, address: '10.9.9.9', port: 8080 }),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_LISTEN_FAILED' && e.errnoName === 'EADDRNOTAVAIL' &&
-        /bind/.test(e.message));
+    assert.throws(
+      () => createTcpListenerFd({ netnsFd: ns.fd, address: '10.9.9.9', port: 8080 }),
+      (e: unknown) =>
+        e instanceof NativeError && e.code === 'NATIVE_LISTEN_FAILED' && e.errnoName === 'EADDRNOTAVAIL' && /bind/.test(e.message),
+    );
     const fd = createTcpListenerFd({ netnsFd: ns.fd, address: '127.0.0.1', port: 0 });
     t.after(() => closeFd(fd));
     const { port } = localAddress(fd);
-    assert.throws(() => createTcpListenerFd({ netnsFd: ns.fd, address: '127.0.0.1', port }),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_LISTEN_FAILED' && /EADDRINUSE/.test(e.message));
+    assert.throws(
+      () => createTcpListenerFd({ netnsFd: ns.fd, address: '127.0.0.1', port }),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_LISTEN_FAILED' && /EADDRINUSE/.test(e.message),
+    );
   });
 
   test('getOriginalDst returns the destination a REDIRECT rewrote, for IPv4 and IPv6 on a dual-stack listener', async (t) => {
@@ -177,8 +222,40 @@ describe('TCP sockets in a pod namespace', () => {
     ns.run('ip', '-6', 'addr', 'add', 'fd00:3::1/64', 'dev', 'v0', 'nodad');
     ns.run('ip', 'link', 'set', 'v1', 'up');
     ns.run('ip', 'link', 'set', 'v0', 'up');
-    ns.run('iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.3.0.99', '--dport', '80', '-j', 'REDIRECT', '--to-ports', '15001');
-    ns.run('ip6tables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', 'fd00:3::99', '--dport', '80', '-j', 'REDIRECT', '--to-ports', '15001');
+    ns.run(
+      'iptables',
+      '-t',
+      'nat',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      '10.3.0.99',
+      '--dport',
+      '80',
+      '-j',
+      'REDIRECT',
+      '--to-ports',
+      '15001',
+    );
+    ns.run(
+      'ip6tables',
+      '-t',
+      'nat',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      'fd00:3::99',
+      '--dport',
+      '80',
+      '-j',
+      'REDIRECT',
+      '--to-ports',
+      '15001',
+    );
     const fd = createTcpListenerFd({ netnsFd: ns.fd, address: '::', port: 15001, ipv6Only: false });
     const seen: { orig: ReturnType<typeof getOriginalDst>; local: ReturnType<typeof localAddress> }[] = [];
     await serveOnFd(t, fd, (s) => {
@@ -214,20 +291,62 @@ describe('TCP sockets in a pod namespace', () => {
     });
     await readAll(dialFrom({ netnsFd: ns.fd, host: '127.0.0.1', port: portOf(server) }));
     assert.equal(errors.length, 1);
-    assert.ok(errors[0] instanceof NativeError && errors[0].code === 'NATIVE_ORIGINAL_DST_FAILED' &&
-      errors[0].errnoName === 'ENOENT', String(errors[0]));
+    assert.ok(
+      errors[0] instanceof NativeError && errors[0].code === 'NATIVE_ORIGINAL_DST_FAILED' && errors[0].errnoName === 'ENOENT',
+      String(errors[0]),
+    );
   });
 
-  test('a socket made with mark 0x539 carries the mark: Istio\'s outbound REDIRECT skips it and -m mark matches it', async (t) => {
+  test("a socket made with mark 0x539 carries the mark: Istio's outbound REDIRECT skips it and -m mark matches it", async (t) => {
     const ns = makeNetns(t);
     ns.run('ip', 'addr', 'add', '10.4.0.2/32', 'dev', 'lo');
     // The in-pod outbound capture rule (without the lo/127 exceptions) and a counting rule for marked packets.
-    ns.run('iptables', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.4.0.2', '--dport', '80',
-      '-m', 'mark', '!', '--mark', '0x539/0xfff', '-j', 'REDIRECT', '--to-ports', '15001');
-    ns.run('iptables', '-t', 'filter', '-A', 'OUTPUT', '-p', 'tcp', '-d', '10.4.0.2', '--dport', '80',
-      '-m', 'mark', '--mark', '0x539/0xfff', '-j', 'ACCEPT');
+    ns.run(
+      'iptables',
+      '-t',
+      'nat',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      '10.4.0.2',
+      '--dport',
+      '80',
+      '-m',
+      'mark',
+      '!',
+      '--mark',
+      '0x539/0xfff',
+      '-j',
+      'REDIRECT',
+      '--to-ports',
+      '15001',
+    );
+    ns.run(
+      'iptables',
+      '-t',
+      'filter',
+      '-A',
+      'OUTPUT',
+      '-p',
+      'tcp',
+      '-d',
+      '10.4.0.2',
+      '--dport',
+      '80',
+      '-m',
+      'mark',
+      '--mark',
+      '0x539/0xfff',
+      '-j',
+      'ACCEPT',
+    );
     const markedPackets = (): number => {
-      const line = ns.run('iptables', '-t', 'filter', '-L', 'OUTPUT', '-v', '-n', '-x').split('\n').find((l) => l.includes('0x539/0xfff'));
+      const line = ns
+        .run('iptables', '-t', 'filter', '-L', 'OUTPUT', '-v', '-n', '-x')
+        .split('\n')
+        .find((l) => l.includes('0x539/0xfff'));
       assert.ok(line, 'the counting rule is listed');
       return Number(line.trim().split(/\s+/)[0]);
     };
@@ -244,7 +363,7 @@ describe('TCP sockets in a pod namespace', () => {
     assert.ok(markedPackets() > 0, 'the mark matched in the OUTPUT chain');
   });
 
-  test('a transparent socket binds a foreign source IP and the app sees it, with replies routed back by Istio\'s in-pod rules', async (t) => {
+  test("a transparent socket binds a foreign source IP and the app sees it, with replies routed back by Istio's in-pod rules", async (t) => {
     const ns = makeNetns(t);
     // The pod: eth0-like veth with a default route, so the app's replies have a route before the mark reroutes them.
     ns.run('ip', 'link', 'add', 'v0', 'type', 'veth', 'peer', 'name', 'v1');
@@ -253,9 +372,39 @@ describe('TCP sockets in a pod namespace', () => {
     ns.run('ip', 'link', 'set', 'v0', 'up');
     ns.run('ip', 'route', 'add', 'default', 'via', '10.5.0.254', 'dev', 'v0');
     // Istio's in-pod mangle rules and policy route (istio-cni default.golden, iptables_linux.go).
-    ns.run('iptables', '-t', 'mangle', '-A', 'PREROUTING', '-m', 'mark', '--mark', '0x539/0xfff', '-j', 'CONNMARK', '--set-xmark', '0x111/0xfff');
-    ns.run('iptables', '-t', 'mangle', '-A', 'OUTPUT', '-m', 'connmark', '--mark', '0x111/0xfff', '-j', 'CONNMARK',
-      '--restore-mark', '--nfmask', '0xffffffff', '--ctmask', '0xffffffff');
+    ns.run(
+      'iptables',
+      '-t',
+      'mangle',
+      '-A',
+      'PREROUTING',
+      '-m',
+      'mark',
+      '--mark',
+      '0x539/0xfff',
+      '-j',
+      'CONNMARK',
+      '--set-xmark',
+      '0x111/0xfff',
+    );
+    ns.run(
+      'iptables',
+      '-t',
+      'mangle',
+      '-A',
+      'OUTPUT',
+      '-m',
+      'connmark',
+      '--mark',
+      '0x111/0xfff',
+      '-j',
+      'CONNMARK',
+      '--restore-mark',
+      '--nfmask',
+      '0xffffffff',
+      '--ctmask',
+      '0xffffffff',
+    );
     ns.run('ip', 'rule', 'add', 'fwmark', '0x111/0xfff', 'pref', '32764', 'lookup', '100');
     ns.run('ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', '100');
 
@@ -266,8 +415,10 @@ describe('TCP sockets in a pod namespace', () => {
     });
 
     const clientPodIp = '10.77.0.5';
-    assert.throws(() => createTcpSocketFd({ netnsFd: ns.fd, bindAddress: clientPodIp }),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_BIND_FAILED' && e.errnoName === 'EADDRNOTAVAIL');
+    assert.throws(
+      () => createTcpSocketFd({ netnsFd: ns.fd, bindAddress: clientPodIp }),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_BIND_FAILED' && e.errnoName === 'EADDRNOTAVAIL',
+    );
     const freebound = createTcpSocketFd({ netnsFd: ns.fd, bindAddress: clientPodIp, freebind: true });
     assert.equal(localAddress(freebound).address, clientPodIp);
     closeFd(freebound);
@@ -304,8 +455,10 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
     return join(dir, 'zds.sock');
   }
 
-  async function pair(t: TestContext, serverOpts: Parameters<typeof SeqpacketServer.listen>[1] = {}):
-  Promise<{ server: SeqpacketServer; client: SeqpacketConnection; peer: SeqpacketConnection }> {
+  async function pair(
+    t: TestContext,
+    serverOpts: Parameters<typeof SeqpacketServer.listen>[1] = {},
+  ): Promise<{ server: SeqpacketServer; client: SeqpacketConnection; peer: SeqpacketConnection }> {
     const server = SeqpacketServer.listen(socketPath(t), serverOpts);
     const accepted = server.accept();
     const client = await SeqpacketConnection.connect(server.path);
@@ -346,7 +499,9 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
     await client.send(Buffer.from('{"add":"pod-1"}'), [ns.fd, hostFd]);
     const msg = await peer.recv();
     assert.ok(msg);
-    t.after(() => msg.fds.forEach((fd) => closeFd(fd)));
+    t.after(() => {
+      for (const fd of msg.fds) closeFd(fd);
+    });
     assert.equal(msg.data.toString(), '{"add":"pod-1"}');
     assert.equal(msg.fds.length, 2);
     const [podFd, gotHostFd] = msg.fds as [number, number];
@@ -356,7 +511,10 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
     const flags = /flags:\s+(\d+)/.exec(readFileSync(`/proc/self/fdinfo/${podFd}`, 'utf8'))?.[1];
     assert.ok(flags !== undefined && (parseInt(flags, 8) & 0o2000000) !== 0, 'O_CLOEXEC is set (MSG_CMSG_CLOEXEC)');
     // The received fd is usable: a listener made through it lives in the pod's namespace.
-    assert.equal(withNetns(podFd, () => currentNetnsInode()), netnsInode(ns.fd));
+    assert.equal(
+      withNetns(podFd, () => currentNetnsInode()),
+      netnsInode(ns.fd),
+    );
   });
 
   test('recv returns null at end of stream after the last message', async (t) => {
@@ -385,8 +543,10 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
     t.after(() => closeFd(hostFd));
     const before = openFds();
     await client.send(Buffer.alloc(4096, 1), [hostFd]);
-    await assert.rejects(peer.recv(), (e: unknown) =>
-      e instanceof NativeError && e.code === 'NATIVE_SEQPACKET_TRUNCATED' && /4096-byte message/.test(e.message));
+    await assert.rejects(
+      peer.recv(),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SEQPACKET_TRUNCATED' && /4096-byte message/.test(e.message),
+    );
     assert.equal(openFds(), before, 'the descriptor that came with the truncated message was closed');
     await client.send(Buffer.from('small'));
     assert.equal((await peer.recv())?.data.toString(), 'small');
@@ -420,8 +580,10 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
 
   test('connecting where nobody listens fails with NATIVE_SEQPACKET_FAILED naming the errno', async (t) => {
     const path = socketPath(t);
-    await assert.rejects(SeqpacketConnection.connect(path),
-      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SEQPACKET_FAILED' && e.errnoName === 'ENOENT');
+    await assert.rejects(
+      SeqpacketConnection.connect(path),
+      (e: unknown) => e instanceof NativeError && e.code === 'NATIVE_SEQPACKET_FAILED' && e.errnoName === 'ENOENT',
+    );
     const server = SeqpacketServer.listen(path);
     server.close();
     assert.throws(() => readFileSync(path), /ENOENT/, 'close() removed the socket file');
@@ -430,6 +592,8 @@ describe('SOCK_SEQPACKET with SCM_RIGHTS', () => {
 
 after(() => {
   // Nothing of ours may outlive the run.
-  const left = sh('ip', 'netns', 'list').split('\n').filter((l) => l.startsWith(`ntv-${process.pid}-`));
+  const left = sh('ip', 'netns', 'list')
+    .split('\n')
+    .filter((l) => l.startsWith(`ntv-${process.pid}-`));
   assert.deepEqual(left, []);
 });

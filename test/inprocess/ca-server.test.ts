@@ -23,8 +23,8 @@ import {
 import { CaError, CaErrorCode, CaRefusedError } from '../../lib/identity/errors.js';
 import { createCsr, generateKeyPair } from '../../lib/identity/csr.js';
 import { type Identity, formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
-import { captureLogger } from '../support/log.js';
-import { rsaCsr } from '../support/ca-material.js';
+import { captureLogger } from '../../testbed/fixtures/log.js';
+import { rsaCsr } from '../../testbed/fixtures/ca-material.js';
 
 const TD = 'cluster.local';
 const CA_HOST = 'istiod.istio-system.svc';
@@ -184,13 +184,21 @@ describe('CA server and client over TLS', () => {
     const before = refusalLines().length;
     await assert.rejects(client().fetch(sleep), isRefusal(grpc.status.UNAUTHENTICATED, /token rejected/));
     await assert.rejects(client({ token: () => undefined }).fetch(sleep), isRefusal(grpc.status.UNAUTHENTICATED));
-    assert.deepEqual(refusalLines().slice(before).map((l) => l.code), ['CA_UNAUTHENTICATED', 'CA_UNAUTHENTICATED']);
+    assert.deepEqual(
+      refusalLines()
+        .slice(before)
+        .map((l) => l.code),
+      ['CA_UNAUTHENTICATED', 'CA_UNAUTHENTICATED'],
+    );
     const ok = await client({ token: () => 'good-token' }).fetch(sleep);
     assert.equal(formatSpiffeId(ok.identity), formatSpiffeId(sleep));
   });
 
   it('passes PERMISSION_DENIED from the authorizer through, e.g. for another trust domain', async () => {
-    await assert.rejects(client().fetch(makeIdentity('default', 'sleep', 'other.td')), isRefusal(grpc.status.PERMISSION_DENIED, /other\.td/));
+    await assert.rejects(
+      client().fetch(makeIdentity('default', 'sleep', 'other.td')),
+      isRefusal(grpc.status.PERMISSION_DENIED, /other\.td/),
+    );
   });
 
   it('delivers ImpersonatedIdentity metadata to the authorizer (node proxy asking for a pod identity)', async () => {
@@ -243,7 +251,11 @@ describe('CA server and client over TLS', () => {
       ['an empty request', new Uint8Array(0), grpc.status.INVALID_ARGUMENT],
       ['garbage CSR text', encodeRequest({ csr: 'not a csr at all' }), grpc.status.INVALID_ARGUMENT],
       ['an RSA CSR', encodeRequest({ csr: await rsaCsr(formatSpiffeId(sleep)) }), grpc.status.INVALID_ARGUMENT],
-      ['a 40 KiB CSR', encodeRequest({ csr: `-----BEGIN CERTIFICATE REQUEST-----\n${'A'.repeat(40 * 1024)}\n-----END CERTIFICATE REQUEST-----\n` }), grpc.status.INVALID_ARGUMENT],
+      [
+        'a 40 KiB CSR',
+        encodeRequest({ csr: `-----BEGIN CERTIFICATE REQUEST-----\n${'A'.repeat(40 * 1024)}\n-----END CERTIFICATE REQUEST-----\n` }),
+        grpc.status.INVALID_ARGUMENT,
+      ],
     ];
     for (const [what, body, code] of hostile) {
       const before = refusalLines().length;
@@ -273,7 +285,10 @@ describe('CA server and client over TLS', () => {
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const c = client({ address: `127.0.0.1:${port}`, timeoutMs: 2000 });
-    await assert.rejects(c.fetch(sleep), (err: unknown) => hasErrorCode(err, CaErrorCode.UNAVAILABLE) && /CA_ADDRESS/.test((err as Error).message));
+    await assert.rejects(
+      c.fetch(sleep),
+      (err: unknown) => hasErrorCode(err, CaErrorCode.UNAVAILABLE) && /CA_ADDRESS/.test((err as Error).message),
+    );
   });
 
   it('reads the token file on every fetch, and reports CA_NO_TOKEN when it is missing', async () => {
@@ -285,7 +300,10 @@ describe('CA server and client over TLS', () => {
       await c.fetch(sleep);
       await writeFile(file, 'second');
       await c.fetch(sleep);
-      assert.deepEqual(seen.map((s) => s.metadata.authorization?.[0]), ['Bearer first', 'Bearer second']);
+      assert.deepEqual(
+        seen.map((s) => s.metadata.authorization?.[0]),
+        ['Bearer first', 'Bearer second'],
+      );
       await rm(file);
       await assert.rejects(c.fetch(sleep), (err: unknown) => hasErrorCode(err, CaErrorCode.NO_TOKEN));
     } finally {
@@ -342,7 +360,10 @@ describe('CA server and client over TLS', () => {
       transport: { kind: 'insecure' },
     });
     const c = client({ address: `127.0.0.1:${stuck.port}`, transport: { kind: 'insecure' }, timeoutMs: 10_000 });
-    const outcome = c.fetch(sleep).then(() => undefined, (err: unknown) => err);
+    const outcome = c.fetch(sleep).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     await new Promise((r) => setTimeout(r, 100));
     const started = Date.now();
     await stuck.close(200);

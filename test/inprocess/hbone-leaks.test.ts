@@ -4,9 +4,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { HbonePool } from '../../lib/hbone/pool.js';
 import { hboneConfig } from '../../lib/hbone/config.js';
-import { startHboneServer } from '../support/hbone.js';
-import { ids, issueCertificate, testCa } from '../support/pki.js';
-import { readAll, startEchoServer } from '../support/net.js';
+import { startHboneServer } from '../../testbed/fixtures/hbone.js';
+import { ids, issueCertificate, testCa } from '../../testbed/fixtures/pki.js';
+import { readAll, startEchoServer } from '../../testbed/fixtures/net.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -31,7 +31,11 @@ test('10 000 tunnels opened and closed leave no growth in open handles or heap',
       await Promise.all(
         Array.from({ length: Math.min(concurrency, n - done) }, async () => {
           const { stream } = await pool.connect({
-            address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert,
+            address: '127.0.0.1',
+            port: hbone.port,
+            expectedIdentities: [ids.server],
+            authority: `127.0.0.1:${echo.port}`,
+            certificate: clientCert,
           });
           const reply = readAll(stream);
           stream.end('ping');
@@ -55,7 +59,9 @@ test('10 000 tunnels opened and closed leave no growth in open handles or heap',
   const handlesAfter = process.getActiveResourcesInfo().length;
   const heapAfter = process.memoryUsage().heapUsed;
   const growthKiB = Math.round((heapAfter - heapBefore) / 1024);
-  t.diagnostic(`handles ${handlesBefore} -> ${handlesAfter}; heap ${Math.round(heapBefore / 1024)} KiB -> ${Math.round(heapAfter / 1024)} KiB (${growthKiB} KiB)`);
+  t.diagnostic(
+    `handles ${handlesBefore} -> ${handlesAfter}; heap ${Math.round(heapBefore / 1024)} KiB -> ${Math.round(heapAfter / 1024)} KiB (${growthKiB} KiB)`,
+  );
 
   assert.ok(handlesAfter <= handlesBefore, `open handles grew: ${handlesBefore} -> ${handlesAfter}`);
   // 10 000 leaked tunnels would cost megabytes; allow only allocator noise.

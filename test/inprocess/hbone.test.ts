@@ -12,9 +12,9 @@ import { HboneError, HboneErrorCode } from '../../lib/hbone/errors.js';
 import type { HboneServer } from '../../lib/hbone/server.js';
 import { hboneConfig } from '../../lib/hbone/config.js';
 import { resetSocket } from '../../lib/hbone/tunnel.js';
-import { connectToTarget, startHboneServer } from '../support/hbone.js';
-import { ids, issueCertificate, testCa } from '../support/pki.js';
-import { once, readAll, startEchoServer, type EchoServer } from '../support/net.js';
+import { connectToTarget, startHboneServer } from '../../testbed/fixtures/hbone.js';
+import { ids, issueCertificate, testCa } from '../../testbed/fixtures/pki.js';
+import { once, readAll, startEchoServer, type EchoServer } from '../../testbed/fixtures/net.js';
 
 let ca: CertificateAuthority;
 let clientCert: WorkloadCertificate;
@@ -98,13 +98,23 @@ describe('HBONE tunnel', () => {
     let seen: { baggage?: string | undefined; forwarded?: string | undefined; traceparent?: string | undefined; peer?: string } = {};
     const { server, port } = await startHboneServer(serverCert, {
       handler: async (req, signal) => {
-        seen = { baggage: req.baggage, forwarded: req.forwarded, traceparent: req.traceparent, peer: `${req.peerIdentity.namespace}/${req.peerIdentity.serviceAccount}` };
+        seen = {
+          baggage: req.baggage,
+          forwarded: req.forwarded,
+          traceparent: req.traceparent,
+          peer: `${req.peerIdentity.namespace}/${req.peerIdentity.serviceAccount}`,
+        };
         return connectToTarget(req, signal);
       },
     });
     const { stream, responseHeaders } = await pool.connect({
-      address: '127.0.0.1', port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert,
-      baggage: 'k8s.namespace.name=default,k8s.pod.name=client', forwarded: 'for="10.0.0.1:1234"',
+      address: '127.0.0.1',
+      port,
+      expectedIdentities: [ids.server],
+      authority: `127.0.0.1:${echo.port}`,
+      certificate: clientCert,
+      baggage: 'k8s.namespace.name=default,k8s.pod.name=client',
+      forwarded: 'for="10.0.0.1:1234"',
     });
     stream.end();
     await readAll(stream);
@@ -120,7 +130,13 @@ describe('HBONE tunnel', () => {
     const own = new HbonePool();
     const tunnels = await Promise.all(
       Array.from({ length: 1000 }, () =>
-        own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert }),
+        own.connect({
+          address: '127.0.0.1',
+          port: hbone.port,
+          expectedIdentities: [ids.server],
+          authority: `127.0.0.1:${echo.port}`,
+          certificate: clientCert,
+        }),
       ),
     );
     const stats = own.stats();
@@ -134,7 +150,7 @@ describe('HBONE tunnel', () => {
         return (await r).toString();
       }),
     );
-    replies.forEach((r, i) => assert.equal(r, `tunnel-${i}`));
+    for (const [i, r] of replies.entries()) assert.equal(r, `tunnel-${i}`);
     own.close();
   });
 });
@@ -142,7 +158,13 @@ describe('HBONE tunnel', () => {
 describe('HBONE pool', () => {
   test('releases a connection once it has been idle for poolIdleReleaseMs', async () => {
     const own = new HbonePool({ config: hboneConfig({ poolIdleReleaseMs: 50 }) });
-    const { stream } = await own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert });
+    const { stream } = await own.connect({
+      address: '127.0.0.1',
+      port: hbone.port,
+      expectedIdentities: [ids.server],
+      authority: `127.0.0.1:${echo.port}`,
+      certificate: clientCert,
+    });
     const r = readAll(stream);
     stream.end('x');
     await r;
@@ -155,8 +177,20 @@ describe('HBONE pool', () => {
   test('keys connections by source identity, expected identities, destination and source IP', async () => {
     const own = new HbonePool();
     const open = (extra: object) =>
-      own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert, ...extra });
-    const tunnels = await Promise.all([open({}), open({}), open({ sourceIp: '10.0.0.9' }), open({ expectedIdentities: [ids.server, ids.other] })]);
+      own.connect({
+        address: '127.0.0.1',
+        port: hbone.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: clientCert,
+        ...extra,
+      });
+    const tunnels = await Promise.all([
+      open({}),
+      open({}),
+      open({ sourceIp: '10.0.0.9' }),
+      open({ expectedIdentities: [ids.server, ids.other] }),
+    ]);
     assert.deepEqual(own.stats(), { keys: 3, connections: 3, streams: 4 });
     for (const t of tunnels) t.stream.close();
     own.close();
@@ -172,7 +206,13 @@ describe('HBONE refuses', () => {
     const rogue = await testCa();
     const rogueServer = await startHboneServer(await issueCertificate(rogue, ids.server));
     await expectHboneError(
-      pool.connect({ address: '127.0.0.1', port: rogueServer.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert }),
+      pool.connect({
+        address: '127.0.0.1',
+        port: rogueServer.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: clientCert,
+      }),
       HboneErrorCode.TLS_FAILED,
     );
     await rogueServer.server.close();
@@ -185,8 +225,15 @@ describe('HBONE refuses', () => {
     const confused = { ...rogueClient, rootCertsPem: serverCert.rootCertsPem };
     const own = new HbonePool();
     await assert.rejects(
-      own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: confused }),
-      (e: unknown) => e instanceof HboneError && [HboneErrorCode.TLS_FAILED, HboneErrorCode.SESSION_FAILED].includes(e.code as 'HBONE_TLS_FAILED'),
+      own.connect({
+        address: '127.0.0.1',
+        port: hbone.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: confused,
+      }),
+      (e: unknown) =>
+        e instanceof HboneError && [HboneErrorCode.TLS_FAILED, HboneErrorCode.SESSION_FAILED].includes(e.code as 'HBONE_TLS_FAILED'),
     );
     own.close();
   });
@@ -195,7 +242,13 @@ describe('HBONE refuses', () => {
     const expired = await issueCertificate(ca, ids.server, { ttlSeconds: 3600, notBefore: new Date(Date.now() - 7200_000) });
     const s = await startHboneServer(expired);
     const err = await expectHboneError(
-      pool.connect({ address: '127.0.0.1', port: s.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert }),
+      pool.connect({
+        address: '127.0.0.1',
+        port: s.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: clientCert,
+      }),
       HboneErrorCode.TLS_FAILED,
     );
     assert.match(err.message, /expired/i);
@@ -206,7 +259,13 @@ describe('HBONE refuses', () => {
     const expired = await issueCertificate(ca, ids.client, { ttlSeconds: 3600, notBefore: new Date(Date.now() - 7200_000) });
     const own = new HbonePool();
     await assert.rejects(
-      own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: expired }),
+      own.connect({
+        address: '127.0.0.1',
+        port: hbone.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: expired,
+      }),
       (e: unknown) => e instanceof HboneError,
     );
     own.close();
@@ -216,7 +275,13 @@ describe('HBONE refuses', () => {
     const foreign = await issueCertificate(ca, makeIdentity('default', 'client', 'other.domain'));
     const own = new HbonePool();
     await assert.rejects(
-      own.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: foreign }),
+      own.connect({
+        address: '127.0.0.1',
+        port: hbone.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: foreign,
+      }),
       (e: unknown) => e instanceof HboneError,
     );
     own.close();
@@ -224,8 +289,14 @@ describe('HBONE refuses', () => {
 
   test('a TLS 1.2 client', async () => {
     const sock = tlsConnect({
-      host: '127.0.0.1', port: hbone.port, maxVersion: 'TLSv1.2', ALPNProtocols: ['h2'],
-      key: clientCert.privateKeyPem, cert: clientCert.certChainPem.join(''), ca: [...clientCert.rootCertsPem], rejectUnauthorized: false,
+      host: '127.0.0.1',
+      port: hbone.port,
+      maxVersion: 'TLSv1.2',
+      ALPNProtocols: ['h2'],
+      key: clientCert.privateKeyPem,
+      cert: clientCert.certChainPem.join(''),
+      ca: [...clientCert.rootCertsPem],
+      rejectUnauthorized: false,
     });
     const err = await once<Error>(sock, 'error');
     assert.match(err.message, /protocol version|alert/i);
@@ -244,7 +315,9 @@ describe('HBONE refuses', () => {
 
   function rawClient() {
     return h2connect(`https://127.0.0.1:${hbone.port}`, {
-      key: clientCert.privateKeyPem, cert: clientCert.certChainPem.join(''), ca: [...clientCert.rootCertsPem],
+      key: clientCert.privateKeyPem,
+      cert: clientCert.certChainPem.join(''),
+      ca: [...clientCert.rootCertsPem],
       checkServerIdentity: () => undefined,
     });
   }
@@ -298,7 +371,13 @@ describe('HBONE refuses', () => {
   test('policy denial with 401 and an unreachable target with 503', async () => {
     const denying = await startHboneServer(serverCert, { handler: async () => ({ status: 401, code: 'TEST_DENIED', reason: 'denied' }) });
     await expectHboneError(
-      pool.connect({ address: '127.0.0.1', port: denying.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: clientCert }),
+      pool.connect({
+        address: '127.0.0.1',
+        port: denying.port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: clientCert,
+      }),
       HboneErrorCode.HTTP_STATUS,
       401,
     );
@@ -368,7 +447,11 @@ describe('HBONE teardown', () => {
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const { server, port } = await startHboneServer(serverCert);
     const { stream } = await pool.connect({
-      address: '127.0.0.1', port, expectedIdentities: [ids.server], authority: `127.0.0.1:${(app.address() as { port: number }).port}`, certificate: clientCert,
+      address: '127.0.0.1',
+      port,
+      expectedIdentities: [ids.server],
+      authority: `127.0.0.1:${(app.address() as { port: number }).port}`,
+      certificate: clientCert,
     });
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(server.activeTunnels, 1);
@@ -391,7 +474,13 @@ describe('HBONE certificate rotation', () => {
     hbone.server.setCertificate(await issueCertificate(ca, ids.server));
     const rotatedClient = await issueCertificate(ca, ids.client);
     const fresh = new HbonePool({ config: hboneConfig({}) });
-    const after = await fresh.connect({ address: '127.0.0.1', port: hbone.port, expectedIdentities: [ids.server], authority: `127.0.0.1:${echo.port}`, certificate: rotatedClient });
+    const after = await fresh.connect({
+      address: '127.0.0.1',
+      port: hbone.port,
+      expectedIdentities: [ids.server],
+      authority: `127.0.0.1:${echo.port}`,
+      certificate: rotatedClient,
+    });
     const replies = await Promise.all(
       [...live, after].map(async ({ stream }) => {
         const r = readAll(stream);
@@ -399,7 +488,7 @@ describe('HBONE certificate rotation', () => {
         return (await r).toString();
       }),
     );
-    replies.slice(0, -1).forEach((r) => assert.equal(r, 'before-after'));
+    for (const r of replies.slice(0, -1)) assert.equal(r, 'before-after');
     assert.equal(replies.at(-1), 'after');
     fresh.close();
   });

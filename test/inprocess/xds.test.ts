@@ -20,8 +20,8 @@ import type { XdsServerMetrics } from '../../controller/xds/metrics.js';
 import { type RunningXdsServer, type XdsServerTransport, startXdsServer } from '../../controller/xds/server.js';
 import { MemoryResourceSource } from '../../controller/xds/source.js';
 import type { ProxyStatusRecord, TypeStatusRecord } from '../../controller/xds/status.js';
-import { FakeClock } from '../support/fake-clock.js';
-import { type CapturedLogger, captureLogger, silentLogger } from '../support/log.js';
+import { FakeClock } from '../../testbed/fixtures/fake-clock.js';
+import { type CapturedLogger, captureLogger, silentLogger } from '../../testbed/fixtures/log.js';
 
 type DeltaRes = envoy.service.discovery.v3.DeltaDiscoveryResponse;
 type DeltaReqProps = envoy.service.discovery.v3.DeltaDiscoveryRequest.$Properties;
@@ -32,7 +32,13 @@ const AUTHZ = TypeUrl.Authorization;
 const ZTUNNEL_TOKEN = 'ztunnel-token';
 const ZTUNNEL_ID = 'spiffe://cluster.local/ns/istio-system/sa/ztunnel';
 const PROXY = 'ztunnel-node1.istio-system';
-const node = ztunnelNode({ ip: '10.0.0.5', podName: 'ztunnel-node1', podNamespace: 'istio-system', nodeName: 'node1', clusterId: 'Kubernetes' });
+const node = ztunnelNode({
+  ip: '10.0.0.5',
+  podName: 'ztunnel-node1',
+  podNamespace: 'istio-system',
+  nodeName: 'node1',
+  clusterId: 'Kubernetes',
+});
 
 let transport: XdsServerTransport;
 let rootPem: string;
@@ -43,7 +49,10 @@ let rootPem: string;
 /** A workload Address whose service account doubles as a content marker, so tests can see which version is applied. */
 function workload(name: string, marker: string): XdsResource {
   const uid = `Kubernetes//Pod/default/${name}`;
-  return makeResource(uid, istio.workload.Address.encode({ workload: { uid, name, namespace: 'default', serviceAccount: marker } }).finish());
+  return makeResource(
+    uid,
+    istio.workload.Address.encode({ workload: { uid, name, namespace: 'default', serviceAccount: marker } }).finish(),
+  );
 }
 const uid = (name: string): string => `Kubernetes//Pod/default/${name}`;
 
@@ -81,7 +90,12 @@ interface ServerHarness {
 const servers: RunningXdsServer[] = [];
 
 async function startServer(
-  opts: { port?: number; source?: MemoryResourceSource; limits?: Partial<XdsServerLimits>; debounce?: { afterMs: number; maxMs: number } } = {},
+  opts: {
+    port?: number;
+    source?: MemoryResourceSource;
+    limits?: Partial<XdsServerLimits>;
+    debounce?: { afterMs: number; maxMs: number };
+  } = {},
 ): Promise<ServerHarness> {
   const source =
     opts.source ??
@@ -120,7 +134,10 @@ async function startServer(
     log,
     port: running.port,
     status,
-    typeStatus: (typeUrl, proxy = PROXY) => status().find((p) => p.proxy === proxy)?.types.find((t) => t.typeUrl === typeUrl),
+    typeStatus: (typeUrl, proxy = PROXY) =>
+      status()
+        .find((p) => p.proxy === proxy)
+        ?.types.find((t) => t.typeUrl === typeUrl),
   };
 }
 
@@ -128,7 +145,7 @@ async function startServer(
 // Client side
 
 /** What a ztunnel-like consumer does with updates: decode each resource, refuse what does not decode, keep the rest. */
-class Proxy {
+class FakeProxy {
   readonly events: XdsClientEvent[] = [];
   readonly updates: XdsUpdate[] = [];
   /** type -> name -> applied content marker. */
@@ -154,7 +171,9 @@ class Proxy {
       for (const r of u.resources) {
         try {
           const marker =
-            typeUrl === ADDR ? istio.workload.Address.decode(r.body).workload?.serviceAccount : istio.security.Authorization.decode(r.body).name;
+            typeUrl === ADDR
+              ? istio.workload.Address.decode(r.body).workload?.serviceAccount
+              : istio.security.Authorization.decode(r.body).name;
           state.set(r.name, marker ?? '');
         } catch (err) {
           rejected.push({ name: r.name, error: `cannot decode: ${(err as Error).message}` });
@@ -171,7 +190,8 @@ class Proxy {
     for (;;) {
       const found = this.events.slice(from).find(pred);
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for an event; saw ${JSON.stringify(this.events.slice(from).map((e) => e.kind))}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for an event; saw ${JSON.stringify(this.events.slice(from).map((e) => e.kind))}`);
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, 50);
         this.#waiters.push(() => {
@@ -189,8 +209,8 @@ class Proxy {
 
 const clients: XdsClient[] = [];
 
-function connect(port: number, overrides: Partial<XdsClientOptions> = {}): { client: XdsClient; proxy: Proxy } {
-  const proxy = new Proxy();
+function connect(port: number, overrides: Partial<XdsClientOptions> = {}): { client: XdsClient; proxy: FakeProxy } {
+  const proxy = new FakeProxy();
   const client = new XdsClient({
     address: `127.0.0.1:${port}`,
     transport: { kind: 'tls', rootCertPem: rootPem, serverName: HOST },
@@ -295,7 +315,10 @@ describe('delta ADS client and server over TLS', () => {
     // The client's store holds the server's versions: what it will claim in initial_resource_versions.
     assert.equal(client.knownResources(ADDR).get(uid('a')), workload('a', 'a1').version);
     assert.equal(proxy.events.filter((e) => e.kind === 'synced').length, 1);
-    await eventually('the server has both ACKs', () => srv.typeStatus(ADDR)?.status === 'SYNCED' && srv.typeStatus(AUTHZ)?.status === 'SYNCED');
+    await eventually(
+      'the server has both ACKs',
+      () => srv.typeStatus(ADDR)?.status === 'SYNCED' && srv.typeStatus(AUTHZ)?.status === 'SYNCED',
+    );
     const rec = srv.status()[0] as ProxyStatusRecord;
     assert.equal(rec.proxy, PROXY);
     assert.equal(rec.type, 'ztunnel');
@@ -349,7 +372,11 @@ describe('delta ADS client and server over TLS', () => {
     const nack = await proxy.waitFor((e) => e.kind === 'response' && e.typeUrl === ADDR, mark);
     assert.ok(nack.kind === 'response' && nack.rejected.length === 1 && nack.rejected[0]?.name === uid('a'));
     assert.equal(proxy.applied.get(ADDR)?.get(uid('a')), 'a1', 'the proxy keeps its last good config for the rejected resource');
-    assert.equal(proxy.applied.get(ADDR)?.get(uid('b')), 'b2', 'accepted siblings in the same response are applied (per resource, as ztunnel)');
+    assert.equal(
+      proxy.applied.get(ADDR)?.get(uid('b')),
+      'b2',
+      'accepted siblings in the same response are applied (per resource, as ztunnel)',
+    );
     assert.equal(client.knownResources(ADDR).get(uid('a')), goodVersion, 'the client store still names the last good version');
     assert.equal(client.knownResources(ADDR).get(uid('b')), workload('b', 'b2').version);
     await eventually('proxy-status shows ERROR', () => srv.typeStatus(ADDR)?.status === 'ERROR');
@@ -413,7 +440,10 @@ describe('delta ADS client and server over TLS', () => {
     raw.send({ typeUrl: ADDR, resourceNamesSubscribe: [uid('a'), uid('nope')] });
     await eventually('the on-demand answer', () => raw.responses.length === 2);
     const res = raw.responses[1] as DeltaRes;
-    assert.deepEqual(res.resources.map((r) => r.name), [uid('a')]);
+    assert.deepEqual(
+      res.resources.map((r) => r.name),
+      [uid('a')],
+    );
     assert.deepEqual(res.removedResources, [uid('nope')]);
     assert.equal(srv.typeStatus(ADDR, 'ztunnel-node2.istio-system')?.status, 'STALE');
     raw.send({ typeUrl: ADDR, responseNonce: res.nonce });
@@ -463,7 +493,10 @@ describe('delta ADS client and server over TLS', () => {
     assert.deepEqual(addrUpdate.resources.map((r) => r.name).sort(), [uid('b'), uid('d')]);
     assert.deepEqual(addrUpdate.removed, [uid('c')]);
     assert.deepEqual(Object.fromEntries(proxy.applied.get(ADDR) ?? []), { [uid('a')]: 'a1', [uid('b')]: 'b2', [uid('d')]: 'd1' });
-    await eventually('the new server sees the proxy SYNCED', () => second.typeStatus(ADDR)?.status === 'SYNCED' && second.typeStatus(AUTHZ)?.status === 'SYNCED');
+    await eventually(
+      'the new server sees the proxy SYNCED',
+      () => second.typeStatus(ADDR)?.status === 'SYNCED' && second.typeStatus(AUTHZ)?.status === 'SYNCED',
+    );
     assert.equal(second.typeStatus(ADDR)?.resources, 3, 'the server knows what the proxy holds, claimed or sent');
     assert.ok(tokenReads >= 2, 'the token is read again for every connection (projected tokens rotate)');
   });
@@ -502,14 +535,24 @@ describe('delta ADS client and server over TLS', () => {
     await client.whenSynced();
 
     const cases: Array<{ what: string; code: string; status: grpc.status; act: (r: RawStream) => void }> = [
-      { what: 'undecodable bytes', code: 'XDS_BAD_REQUEST', status: grpc.status.INVALID_ARGUMENT, act: (r) => r.sendBytes(Uint8Array.from([0xff, 0xff, 0xff, 0x0f])) },
+      {
+        what: 'undecodable bytes',
+        code: 'XDS_BAD_REQUEST',
+        status: grpc.status.INVALID_ARGUMENT,
+        act: (r) => r.sendBytes(Uint8Array.from([0xff, 0xff, 0xff, 0x0f])),
+      },
       {
         what: 'an unknown type URL',
         code: 'XDS_UNKNOWN_TYPE',
         status: grpc.status.INVALID_ARGUMENT,
         act: (r) => r.send({ typeUrl: 'type.googleapis.com/evil.Type', node }),
       },
-      { what: 'a node that is not a proxy', code: 'XDS_BAD_NODE', status: grpc.status.INVALID_ARGUMENT, act: (r) => r.send({ typeUrl: ADDR, node: { id: 'hello' } }) },
+      {
+        what: 'a node that is not a proxy',
+        code: 'XDS_BAD_NODE',
+        status: grpc.status.INVALID_ARGUMENT,
+        act: (r) => r.send({ typeUrl: ADDR, node: { id: 'hello' } }),
+      },
       { what: 'no node at all', code: 'XDS_BAD_NODE', status: grpc.status.INVALID_ARGUMENT, act: (r) => r.send({ typeUrl: ADDR }) },
       { what: 'an empty type URL', code: 'XDS_BAD_REQUEST', status: grpc.status.INVALID_ARGUMENT, act: (r) => r.send({ node }) },
       {

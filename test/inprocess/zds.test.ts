@@ -13,7 +13,7 @@ import { SeqpacketConnection, SeqpacketServer, closeFd, netnsInode, openNetns } 
 import { decodeAck, decodeRequest, encodeAck, encodeHello, encodeRequest, type ZdsRequest } from '../../lib/zds/index.js';
 import { ZdsServer, type ZdsSnapshotEntry } from '../../cni/agent/zds-server.js';
 import { ZdsClient, type InpodHandler } from '../../ztunnel/inpod/zds-client.js';
-import { silentLogger } from '../support/log.js';
+import { silentLogger } from '../../testbed/fixtures/log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zds-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,9 +107,7 @@ describe('ZdsClient (ztunnel side)', () => {
     assert.equal(client.ready, true);
     assert.match(await ask(conn, encodeRequest({ kind: 'keep', uid: 'late' })), /only valid in a snapshot/);
     assert.match(await ask(conn, encodeRequest({ kind: 'snapshotSent' })), /duplicate SnapshotSent/);
-    assert.deepEqual(h.calls, [
-      'add a ns/p-a same-netns', 'keep k', 'add b ns/p-b same-netns', 'del b', 'snapshot [a,k]',
-    ]);
+    assert.deepEqual(h.calls, ['add a ns/p-a same-netns', 'keep k', 'add b ns/p-b same-netns', 'del b', 'snapshot [a,k]']);
   });
 
   test('retries while the agent is absent, and reconnects (not ready meanwhile) when the agent goes away', async (t) => {
@@ -167,7 +165,8 @@ describe('ZdsServer (agent side)', () => {
     ]);
     const acks: string[] = [];
     const server = ZdsServer.listen({
-      path, logger: silentLogger(),
+      path,
+      logger: silentLogger(),
       pods: { uids: () => [...pods.keys()], entry: (uid) => pods.get(uid) },
       onSnapshotAck: (uid, error) => acks.push(`${uid}:${error}`),
     });

@@ -141,10 +141,16 @@ describe('ztunnel admin', () => {
       certificates: unknown[];
       workloadState: object;
     };
-    assert.deepEqual(dump.workloads.map((w) => w.uid), ['Kubernetes//Pod/default/echo', 'Kubernetes//Pod/default/sleep']);
+    assert.deepEqual(
+      dump.workloads.map((w) => w.uid),
+      ['Kubernetes//Pod/default/echo', 'Kubernetes//Pod/default/sleep'],
+    );
     assert.equal(dump.workloads[0]?.serviceAccount, 'default', 'service account defaults to "default"');
     assert.equal(dump.services[0]?.vips[0]?.address, '10.96.0.10');
-    assert.deepEqual(dump.policies.map((p) => [p.name, p.action, p.scope]), [['deny-legacy', 'Deny', 'Namespace']]);
+    assert.deepEqual(
+      dump.policies.map((p) => [p.name, p.action, p.scope]),
+      [['deny-legacy', 'Deny', 'Namespace']],
+    );
     assert.equal(dump.config.localXdsPath, configPath);
     assert.equal(dump.config.packetMark, 1337);
     assert.deepEqual(dump.workloadState, {});

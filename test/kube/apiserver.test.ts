@@ -1,5 +1,5 @@
 /**
- * The test API server itself (lib/kubetest) against the real kube-apiserver and etcd: readiness, the admin
+ * The test API server itself (testbed/kubeapi) against the real kube-apiserver and etcd: readiness, the admin
  * kubeconfig with @kubernetes/client-node, service-account tokens through TokenRequest and TokenReview (audience
  * istio-ca, bound to a pod), RBAC enforcement, pods and nodes written the way a kubelet would, clear failures,
  * and cleanup (stop(), the exit hook, a SIGKILLed owner). Fails, never skips, when the server cannot be built
@@ -16,12 +16,23 @@ import { fileURLToPath } from 'node:url';
 import { AuthenticationV1Api, CoreV1Api, KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
 import { describeError, hasErrorCode } from '../../lib/errors.js';
 import {
-  apiStatusOf, applyManifest, cleanupStale, createNamespace, createNode, createPod, createServiceAccount, KubeTestErrorCode,
-  setPodStatus, startApiServer, waitFor, type ApiServer, type KubeStatus,
-} from '../../lib/kubetest/index.js';
-import { silentLogger } from '../support/log.js';
+  apiStatusOf,
+  applyManifest,
+  cleanupStale,
+  createNamespace,
+  createNode,
+  createPod,
+  createServiceAccount,
+  KubeTestErrorCode,
+  setPodStatus,
+  startApiServer,
+  waitFor,
+  type ApiServer,
+  type KubeStatus,
+} from '../../testbed/kubeapi/index.js';
+import { silentLogger } from '../../testbed/fixtures/log.js';
 
-const LIB = fileURLToPath(new URL('../../lib/kubetest/index.js', import.meta.url));
+const LIB = fileURLToPath(new URL('../../testbed/kubeapi/index.js', import.meta.url));
 
 /** The Status of the API error `p` rejects with; fails the test if it resolves or fails some other way. */
 async function rejection(p: Promise<unknown>): Promise<KubeStatus> {
@@ -61,14 +72,19 @@ async function review(api: ApiServer, token: string, audiences: string[]): Promi
  * Runs a child Node process that starts an API server and prints {pids, dataDir}; returns it and that line.
  * The child then waits to be killed.
  */
-async function childWithServer(name: string): Promise<{ pid: number; info: { pids: { apiServer: number; etcd: number }; dataDir: string } }> {
+async function childWithServer(
+  name: string,
+): Promise<{ pid: number; info: { pids: { apiServer: number; etcd: number }; dataDir: string } }> {
   const script = `
     import { startApiServer } from ${JSON.stringify(LIB)};
     const api = await startApiServer({ name: ${JSON.stringify(name)} });
     process.stdout.write(JSON.stringify({ pids: api.pids, dataDir: api.dataDir }) + '\\n');
     setInterval(() => {}, 1000);
   `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'silent' } });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LOG_LEVEL: 'silent' },
+  });
   let out = '';
   let err = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
@@ -115,9 +131,13 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     const fromFile = kc.makeApiClient(CoreV1Api);
     await fromFile.createNamespace({ body: { metadata: { name: 'listed', labels: { 'istio.io/dataplane-mode': 'ambient' } } } });
     const list = await fromFile.listNamespace({ labelSelector: 'istio.io/dataplane-mode=ambient' });
-    assert.deepEqual(list.items.map((n) => n.metadata?.name), ['listed']);
+    assert.deepEqual(
+      list.items.map((n) => n.metadata?.name),
+      ['listed'],
+    );
     const all = (await core.listNamespace()).items.map((n) => n.metadata?.name);
-    for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'listed']) assert.ok(all.includes(ns), `${ns} in ${all.join(',')}`);
+    for (const ns of ['default', 'kube-system', 'kube-public', 'kube-node-lease', 'listed'])
+      assert.ok(all.includes(ns), `${ns} in ${all.join(',')}`);
     // The serviceaccount controller's job, done at startup: `default` exists where the API server made namespaces.
     assert.equal((await core.readNamespacedServiceAccount({ namespace: 'default', name: 'default' })).metadata?.name, 'default');
     // The `kubernetes` Service gets the first address of the service range (created by the API server's
@@ -145,7 +165,13 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     assert.ok(!(n.spec?.taints ?? []).some((t) => t.key === 'node.kubernetes.io/not-ready'), 'not-ready taint removed');
 
     await createServiceAccount(kc, 'apps', 'web');
-    const created = await createPod(kc, { namespace: 'apps', name: 'web', serviceAccountName: 'web', labels: { app: 'web' }, containers: [{ name: 'nginx', ports: [{ containerPort: 80, name: 'http' }] }] });
+    const created = await createPod(kc, {
+      namespace: 'apps',
+      name: 'web',
+      serviceAccountName: 'web',
+      labels: { app: 'web' },
+      containers: [{ name: 'nginx', ports: [{ containerPort: 80, name: 'http' }] }],
+    });
     assert.ok(created.metadata.uid);
     const before = await core.readNamespacedPod({ namespace: 'apps', name: 'web' });
     assert.equal(before.status?.phase, 'Pending');
@@ -156,7 +182,10 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     assert.equal(pod.spec?.nodeName, 'node-1', 'bound through the binding subresource');
     assert.equal(pod.status?.phase, 'Running');
     assert.equal(pod.status?.podIP, '10.244.1.5');
-    assert.deepEqual(pod.status?.podIPs?.map((p) => p.ip), ['10.244.1.5']);
+    assert.deepEqual(
+      pod.status?.podIPs?.map((p) => p.ip),
+      ['10.244.1.5'],
+    );
     assert.equal(pod.status?.hostIP, '172.30.0.2');
     assert.equal(pod.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
     assert.equal(pod.status?.containerStatuses?.[0]?.name, 'nginx');
@@ -167,8 +196,9 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     const unready = await core.readNamespacedPod({ namespace: 'apps', name: 'web' });
     assert.equal(unready.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'False');
     assert.equal(unready.status?.podIP, '10.244.1.5');
-    await assert.rejects(setPodStatus(kc, 'apps', 'web', { podIP: '10.244.1.5', hostIP: '172.30.0.3', nodeName: 'node-2' }),
-      (e: unknown) => hasErrorCode(e, KubeTestErrorCode.INVALID_ARGUMENT));
+    await assert.rejects(setPodStatus(kc, 'apps', 'web', { podIP: '10.244.1.5', hostIP: '172.30.0.3', nodeName: 'node-2' }), (e: unknown) =>
+      hasErrorCode(e, KubeTestErrorCode.INVALID_ARGUMENT),
+    );
   });
 
   test('a token for audience istio-ca bound to a pod passes TokenReview for istio-ca with the pod in its extra info', async () => {
@@ -179,7 +209,9 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     const pod = await createPod(kc, { namespace: 'tokens', name: 'ztunnel-abc', serviceAccountName: 'ztunnel', nodeName: 'node-t' });
     const uid = pod.metadata.uid ?? '';
     const { token, expirationTimestamp } = await api.createServiceAccountToken('tokens', 'ztunnel', {
-      audiences: ['istio-ca'], boundPod: { name: 'ztunnel-abc', uid }, expirationSeconds: 3600,
+      audiences: ['istio-ca'],
+      boundPod: { name: 'ztunnel-abc', uid },
+      expirationSeconds: 3600,
     });
     assert.ok(expirationTimestamp.getTime() > Date.now() + 3000_000);
 
@@ -205,14 +237,19 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     // Bound to the pod: once the pod is gone its tokens are dead. (kube-apiserver caches a *successful*
     // authentication for 10 s, so `token`, reviewed above, may still pass for that long; a token first reviewed
     // after the deletion is refused at once.)
-    const unseen = await api.createServiceAccountToken('tokens', 'ztunnel', { audiences: ['istio-ca'], boundPod: { name: 'ztunnel-abc', uid } });
+    const unseen = await api.createServiceAccountToken('tokens', 'ztunnel', {
+      audiences: ['istio-ca'],
+      boundPod: { name: 'ztunnel-abc', uid },
+    });
     await core.deleteNamespacedPod({ namespace: 'tokens', name: 'ztunnel-abc', gracePeriodSeconds: 0 });
     const gone = await review(api, unseen.token, ['istio-ca']);
     assert.notEqual(gone.status?.authenticated, true);
     assert.match(gone.status?.error ?? '', /invalidated/);
     console.log(`TokenReview, pod deleted: ${gone.status?.error ?? ''}`);
     // A token cannot be bound to a pod that does not exist (or to another uid).
-    const wrongUid = await rejection(api.createServiceAccountToken('tokens', 'ztunnel', { audiences: ['istio-ca'], boundPod: { name: 'ztunnel-abc', uid } }));
+    const wrongUid = await rejection(
+      api.createServiceAccountToken('tokens', 'ztunnel', { audiences: ['istio-ca'], boundPod: { name: 'ztunnel-abc', uid } }),
+    );
     assert.equal(wrongUid.code, 404);
   });
 
@@ -227,7 +264,9 @@ describe('test API server: kube-apiserver + etcd on loopback', () => {
     assert.equal(denied.reason, 'Forbidden');
     assert.match(denied.message, /system:serviceaccount:rbac:limited" cannot list resource "pods"/);
 
-    await applyManifest(kc, `
+    await applyManifest(
+      kc,
+      `
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: { name: pod-reader, namespace: rbac }
@@ -242,8 +281,11 @@ metadata: { name: limited-reads-pods, namespace: rbac }
 roleRef: { apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader }
 subjects:
   - { kind: ServiceAccount, name: limited, namespace: rbac }
-`);
-    const pods = await waitFor(async () => limited.listNamespacedPod({ namespace: 'rbac' }), 10_000, { description: 'the RoleBinding to take effect' });
+`,
+    );
+    const pods = await waitFor(async () => limited.listNamespacedPod({ namespace: 'rbac' }), 10_000, {
+      description: 'the RoleBinding to take effect',
+    });
     assert.deepEqual(pods.items, []);
     // Still nothing beyond the Role.
     assert.equal((await rejection(limited.listNamespacedPod({ namespace: 'default' }))).code, 403);
@@ -263,7 +305,10 @@ metadata: { name: settings, namespace: applied }
 data: { mode: ambient }
 `;
     const first = await applyManifest(kc, manifest);
-    assert.deepEqual(first.map((o) => o.kind), ['Namespace', 'ConfigMap']);
+    assert.deepEqual(
+      first.map((o) => o.kind),
+      ['Namespace', 'ConfigMap'],
+    );
     const rv = first[1]?.metadata.resourceVersion;
     const second = await applyManifest(kc, manifest);
     assert.equal(second[1]?.metadata.resourceVersion, rv, 'unchanged objects are not rewritten');
@@ -271,12 +316,14 @@ data: { mode: ambient }
     assert.deepEqual(cm.data, { mode: 'ambient' });
     assert.equal(cm.metadata?.managedFields?.[0]?.manager, 'kubetest');
 
-    await assert.rejects(waitFor(() => false, 200, { description: 'nothing' }), (e: unknown) =>
-      hasErrorCode(e, KubeTestErrorCode.TIMEOUT) && /waiting for nothing/.test((e as Error).message));
+    await assert.rejects(
+      waitFor(() => false, 200, { description: 'nothing' }),
+      (e: unknown) => hasErrorCode(e, KubeTestErrorCode.TIMEOUT) && /waiting for nothing/.test((e as Error).message),
+    );
     assert.equal(await waitFor(() => 42), 42);
   });
 
-  test('fails clearly, with the program\'s own words, when kube-apiserver cannot start', async () => {
+  test("fails clearly, with the program's own words, when kube-apiserver cannot start", async () => {
     await assert.rejects(
       startApiServer({ name: 'bad-flag', logger: silentLogger(), extraApiServerArgs: ['--no-such-flag=1'] }),
       (e: unknown) => {
@@ -284,7 +331,8 @@ data: { mode: ambient }
         assert.match((e as Error).message, /kube-apiserver exited .* before it was ready/);
         assert.match((e as Error).message, /unknown flag: --no-such-flag/);
         return true;
-      });
+      },
+    );
   });
 
   test('without Go, building kube-apiserver fails with an actionable message (never a fake server)', async () => {
@@ -298,7 +346,13 @@ data: { mode: ambient }
       const out = await new Promise<string>((resolve) => {
         // An empty tools cache and a version that was never built force a build; PATH without Go makes it impossible.
         const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-          env: { ...process.env, LOG_LEVEL: 'silent', MESH_TOOLS_CACHE: cache, KUBE_VERSION: 'v1.36.3', PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+          env: {
+            ...process.env,
+            LOG_LEVEL: 'silent',
+            MESH_TOOLS_CACHE: cache,
+            KUBE_VERSION: 'v1.36.3',
+            PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+          },
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         let s = '';
@@ -319,15 +373,17 @@ data: { mode: ambient }
     const a = await childWithServer('exit-hook');
     assert.ok(pidAlive(a.info.pids.apiServer) && pidAlive(a.info.pids.etcd) && existsSync(a.info.dataDir));
     process.kill(a.pid, 'SIGTERM');
-    await waitFor(() => !pidAlive(a.pid) && !pidAlive(a.info.pids.apiServer) && !pidAlive(a.info.pids.etcd), 10_000,
-      { description: 'the child and its servers to exit' });
+    await waitFor(() => !pidAlive(a.pid) && !pidAlive(a.info.pids.apiServer) && !pidAlive(a.info.pids.etcd), 10_000, {
+      description: 'the child and its servers to exit',
+    });
     await waitFor(() => !existsSync(a.info.dataDir), 5_000, { description: `${a.info.dataDir} to be removed` });
 
     // SIGKILL: no handler runs; the parent-death signal takes the servers down, cleanupStale() the directory.
     const b = await childWithServer('killed-owner');
     process.kill(b.pid, 'SIGKILL');
-    await waitFor(() => !pidAlive(b.info.pids.apiServer) && !pidAlive(b.info.pids.etcd), 10_000,
-      { description: 'servers of a SIGKILLed owner to die with it' });
+    await waitFor(() => !pidAlive(b.info.pids.apiServer) && !pidAlive(b.info.pids.etcd), 10_000, {
+      description: 'servers of a SIGKILLed owner to die with it',
+    });
     assert.ok(existsSync(b.info.dataDir), 'nothing could remove it yet');
     const report = await cleanupStale(silentLogger());
     assert.ok(report.removedDirs.includes(b.info.dataDir), JSON.stringify(report));

@@ -13,11 +13,11 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
-import { curl, startEchoServer, startNginx, type CurlResult, type FakeNode, type Pod } from '../../lib/fakenode/index.js';
+import { curl, startEchoServer, startNginx, type CurlResult, type FakeNode, type Pod } from '../../testbed/fakenode/index.js';
 import { CaClient, tokenFromFile } from '../../lib/identity/ca-client.js';
 import { CaError } from '../../lib/identity/errors.js';
 import { makeIdentity } from '../../lib/identity/spiffe.js';
-import { applyManifest, waitFor } from '../../lib/kubetest/index.js';
+import { applyManifest, waitFor } from '../../testbed/kubeapi/index.js';
 import { TypeUrl } from '../../lib/proto/index.js';
 import { XdsClient } from '../../lib/xds/client.js';
 import { ztunnelNode } from '../../lib/xds/node.js';
@@ -69,8 +69,19 @@ before(async () => {
     mesh.addPod(node2, { namespace: 'blue', name: 'blue-server', expectProxy: true }),
     mesh.addPod(node1, { namespace: 'legacy', name: 'outsider' }),
   ]);
-  await Promise.all([startNginx(server, { port: 8080 }), startNginx(blueServer, { port: 8080 }), startEchoServer(server, 9090, { greeting: false })]);
-  await mesh.addService({ namespace: 'shop', name: 'server', clusterIP: VIP, port: 80, targetPort: 8080, endpoints: [{ pod: server, node: node2 }] });
+  await Promise.all([
+    startNginx(server, { port: 8080 }),
+    startNginx(blueServer, { port: 8080 }),
+    startEchoServer(server, 9090, { greeting: false }),
+  ]);
+  await mesh.addService({
+    namespace: 'shop',
+    name: 'server',
+    clusterIP: VIP,
+    port: 80,
+    targetPort: 8080,
+    endpoints: [{ pod: server, node: node2 }],
+  });
   await mesh.runtime(node1).waitForDump('service shop/server with its endpoint', (d) => {
     const svc = d.services.find((s) => s.hostname === 'server.shop.svc.cluster.local');
     const ep = d.workloads.find((w) => w.name === 'server' && w.workloadIps.includes(server.ip));
@@ -88,8 +99,17 @@ afterEach(async () => {
   // Policies are per test.
   for (const plural of ['authorizationpolicies', 'peerauthentications']) {
     for (const ns of ['shop', 'blue']) {
-      const list = (await custom().listNamespacedCustomObject({ group: 'security.istio.io', version: 'v1', namespace: ns, plural })) as { items: { metadata: { name: string } }[] };
-      for (const item of list.items) await custom().deleteNamespacedCustomObject({ group: 'security.istio.io', version: 'v1', namespace: ns, plural, name: item.metadata.name });
+      const list = (await custom().listNamespacedCustomObject({ group: 'security.istio.io', version: 'v1', namespace: ns, plural })) as {
+        items: { metadata: { name: string } }[];
+      };
+      for (const item of list.items)
+        await custom().deleteNamespacedCustomObject({
+          group: 'security.istio.io',
+          version: 'v1',
+          namespace: ns,
+          plural,
+          name: item.metadata.name,
+        });
     }
   }
 });
@@ -104,9 +124,14 @@ describe('workload discovery from Kubernetes', () => {
     assert.equal(byUid.get('Kubernetes//Pod/shop/server')?.node, node2.name);
     assert.equal(byUid.get('Kubernetes//Pod/legacy/outsider')?.protocol, 'TCP', 'a pod outside the mesh is a plain workload');
     const svc = dump.services.find((s) => s.hostname === 'server.shop.svc.cluster.local');
-    assert.deepEqual(svc?.vips.map((v) => v.address), [VIP]);
+    assert.deepEqual(
+      svc?.vips.map((v) => v.address),
+      [VIP],
+    );
     await applyManifest(mesh.kc, {
-      apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'allow-all', namespace: 'shop' },
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'allow-all', namespace: 'shop' },
       spec: { action: 'ALLOW', rules: [{}] },
     });
     await waitForPolicy(node1, 'shop/allow-all', true);
@@ -124,10 +149,16 @@ describe('workload discovery from Kubernetes', () => {
   });
 
   test('proxy-status shows both ztunnels SYNCED for addresses and authorizations', async () => {
-    const { stdout } = await run(process.execPath, ['dist/meshctl/main.js', 'proxy-status', '--controller', `127.0.0.1:${mesh.controller(0).httpPort}`]);
+    const { stdout } = await run(process.execPath, [
+      'dist/meshctl/main.js',
+      'proxy-status',
+      '--controller',
+      `127.0.0.1:${mesh.controller(0).httpPort}`,
+    ]);
     const rows = stdout.trim().split('\n').slice(1);
     assert.equal(rows.length, 2, stdout);
-    for (const row of rows) assert.match(row, /ztunnel-node-\d\.istio-system\s+Kubernetes\s+node-\d\s+ztunnel\s+SYNCED \(\d+\)\s+SYNCED \(\d+\)/, stdout);
+    for (const row of rows)
+      assert.match(row, /ztunnel-node-\d\.istio-system\s+Kubernetes\s+node-\d\s+ztunnel\s+SYNCED \(\d+\)\s+SYNCED \(\d+\)/, stdout);
   });
 });
 
@@ -135,13 +166,25 @@ describe('policy from Kubernetes', () => {
   test('a DENY AuthorizationPolicy applied to the API server stops the traffic, and deleting it restores it', async () => {
     assertServed(await get(client, `http://${VIP}/`), 'before the policy');
     await applyManifest(mesh.kc, {
-      apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-client', namespace: 'shop' },
-      spec: { selector: { matchLabels: { app: 'server' } }, action: 'DENY', rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/client'] } }] }] },
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'deny-client', namespace: 'shop' },
+      spec: {
+        selector: { matchLabels: { app: 'server' } },
+        action: 'DENY',
+        rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/client'] } }] }],
+      },
     });
     await waitForPolicy(node2, 'shop/deny-client', true);
     assertRefused(await get(client, `http://${VIP}/`), 'client under DENY');
     assertServed(await get(other, `http://${VIP}/`), 'another identity is unaffected');
-    await custom().deleteNamespacedCustomObject({ group: 'security.istio.io', version: 'v1', namespace: 'shop', plural: 'authorizationpolicies', name: 'deny-client' });
+    await custom().deleteNamespacedCustomObject({
+      group: 'security.istio.io',
+      version: 'v1',
+      namespace: 'shop',
+      plural: 'authorizationpolicies',
+      name: 'deny-client',
+    });
     await waitForPolicy(node2, 'shop/deny-client', false);
     assertServed(await get(client, `http://${VIP}/`), 'after the policy is gone');
   });
@@ -149,24 +192,38 @@ describe('policy from Kubernetes', () => {
   test('PeerAuthentication STRICT refuses plaintext from outside the mesh but not mTLS', async () => {
     assertServed(await get(outsider, `http://${server.ip}:8080/`), 'outsider before STRICT');
     await applyManifest(mesh.kc, {
-      apiVersion: 'security.istio.io/v1', kind: 'PeerAuthentication', metadata: { name: 'strict', namespace: 'shop' }, spec: { mtls: { mode: 'STRICT' } },
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'strict', namespace: 'shop' },
+      spec: { mtls: { mode: 'STRICT' } },
     });
     await waitForPolicy(node2, 'istio-system/istio_converted_static_strict', true);
-    await mesh.runtime(node2).waitForDump('server references the STRICT policy', (d) =>
-      d.workloads.find((w) => w.name === 'server')?.authorizationPolicies.includes('istio-system/istio_converted_static_strict') ? '' : 'not yet');
+    await mesh
+      .runtime(node2)
+      .waitForDump('server references the STRICT policy', (d) =>
+        d.workloads.find((w) => w.name === 'server')?.authorizationPolicies.includes('istio-system/istio_converted_static_strict')
+          ? ''
+          : 'not yet',
+      );
     assertRefused(await get(outsider, `http://${server.ip}:8080/`), 'outsider under STRICT');
     assertServed(await get(client, `http://${VIP}/`), 'mesh client under STRICT');
   });
 
   test('an invalid AuthorizationPolicy is logged and skipped; the controller keeps serving', async () => {
     await applyManifest(mesh.kc, {
-      apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'broken', namespace: 'shop' },
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'broken', namespace: 'shop' },
       spec: { action: 'DENY', rules: [{ from: [{ source: { ipBlocks: ['not-a-cidr'] } }] }] },
     });
-    const rejected = await waitFor(async () => {
-      const list = JSON.parse((await mesh.controllerGet(0, '/debug/rejections')).body) as { name: string; reason: string }[];
-      return list.find((r) => r.name === 'broken');
-    }, 10_000, { description: 'the controller to reject shop/broken' });
+    const rejected = await waitFor(
+      async () => {
+        const list = JSON.parse((await mesh.controllerGet(0, '/debug/rejections')).body) as { name: string; reason: string }[];
+        return list.find((r) => r.name === 'broken');
+      },
+      10_000,
+      { description: 'the controller to reject shop/broken' },
+    );
     assert.match(rejected.reason, /not-a-cidr/);
     assert.equal((await mesh.controllerGet(0, '/ready')).status, 200);
     assertServed(await get(client, `http://${VIP}/`), 'traffic unaffected by the broken policy');
@@ -178,15 +235,17 @@ describe('policy from Kubernetes', () => {
 describe('enrollment from Kubernetes', () => {
   test('removing the namespace label takes its pods out of the mesh: rules removed, plain TCP on the wire', async () => {
     assert.match(await blueServer.execChecked('iptables-save', ['-t', 'nat']), /ISTIO_OUTPUT/);
-    await mesh.kc.makeApiClient(CoreV1Api).patchNamespace(
-      { name: 'blue', body: [{ op: 'remove', path: '/metadata/labels/istio.io~1dataplane-mode' }] },
-    );
+    await mesh.kc
+      .makeApiClient(CoreV1Api)
+      .patchNamespace({ name: 'blue', body: [{ op: 'remove', path: '/metadata/labels/istio.io~1dataplane-mode' }] });
     await mesh.runtime(node2).waitForDump('blue-server out of the mesh', (d) => {
       const w = d.workloads.find((x) => x.name === 'blue-server');
       if (w?.protocol !== 'TCP') return `protocol ${w?.protocol}`;
       return d.workloadState[blueServer.uid] ? 'its proxy still runs' : '';
     });
-    await waitFor(async () => !/ISTIO_OUTPUT/.test(await blueServer.execChecked('iptables-save', ['-t', 'nat'])), 10_000, { description: 'the agent to remove the rules' });
+    await waitFor(async () => !/ISTIO_OUTPUT/.test(await blueServer.execChecked('iptables-save', ['-t', 'nat'])), 10_000, {
+      description: 'the agent to remove the rules',
+    });
     const capture = await mesh.cluster.captureOnNodeLink(node1, 'tcp');
     assertServed(await get(client, `http://${blueServer.ip}:8080/`), 'mesh client -> pod outside the mesh');
     const seen = await capture.stop();
@@ -226,9 +285,15 @@ describe('controller lifecycle', () => {
   test('the root certificate is published in every namespace and restored when deleted', async () => {
     const core = mesh.kc.makeApiClient(CoreV1Api);
     await core.createNamespace({ body: { metadata: { name: 'fresh' } } });
-    await waitFor(() => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'fresh' }).catch(() => undefined), 10_000, { description: 'ConfigMap in a new namespace' });
+    await waitFor(() => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'fresh' }).catch(() => undefined), 10_000, {
+      description: 'ConfigMap in a new namespace',
+    });
     await core.deleteNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'shop' });
-    const restored = await waitFor(() => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'shop' }).catch(() => undefined), 10_000, { description: 'ConfigMap restored' });
+    const restored = await waitFor(
+      () => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'shop' }).catch(() => undefined),
+      10_000,
+      { description: 'ConfigMap restored' },
+    );
     assert.equal(restored.data?.['root-cert.pem']?.trim(), (await readFile(mesh.rootCertPath, 'utf8')).trim());
   });
 
@@ -243,10 +308,14 @@ describe('controller lifecycle', () => {
     assert.ok(echoes() > before, 'the connection keeps flowing while the controller is down');
     assert.equal((await mesh.runtime(node1).readiness()).status, 200, 'ztunnel keeps serving with its last state');
     await mesh.startController(0);
-    await waitFor(async () => {
-      const status = JSON.parse((await mesh.controllerGet(0, '/debug/syncz')).body) as unknown[];
-      return status.length === 2 ? true : undefined;
-    }, 30_000, { description: 'both ztunnels reconnected' });
+    await waitFor(
+      async () => {
+        const status = JSON.parse((await mesh.controllerGet(0, '/debug/syncz')).body) as unknown[];
+        return status.length === 2 ? true : undefined;
+      },
+      30_000,
+      { description: 'both ztunnels reconnected' },
+    );
     assertServed(await get(client, `http://${VIP}/`), 'a new connection after the restart');
     assert.ok(proc.running && !/closed/.test(proc.stdout), 'the established connection survived');
     proc.signal('SIGTERM');
@@ -283,8 +352,12 @@ describe('controller lifecycle', () => {
     // Only the leader writes: it alone restores the ConfigMap.
     const core = mesh.kc.makeApiClient(CoreV1Api);
     await mesh.stopController(0, 'SIGTERM'); // releases the lease
-    await waitFor(async () => ((await mesh.controllerGet(1, '/debug/leader')).body.includes('"leader": true') ? true : undefined), 20_000, { description: 'replica 1 to lead' });
+    await waitFor(async () => ((await mesh.controllerGet(1, '/debug/leader')).body.includes('"leader": true') ? true : undefined), 20_000, {
+      description: 'replica 1 to lead',
+    });
     await core.deleteNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'blue' });
-    await waitFor(() => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'blue' }).catch(() => undefined), 10_000, { description: 'the new leader restores the ConfigMap' });
+    await waitFor(() => core.readNamespacedConfigMap({ name: 'istio-ca-root-cert', namespace: 'blue' }).catch(() => undefined), 10_000, {
+      description: 'the new leader restores the ConfigMap',
+    });
   });
 });

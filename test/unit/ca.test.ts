@@ -10,7 +10,7 @@ import { DEFAULT_WORKLOAD_CERT_TTL_SECONDS } from '../../lib/identity/defaults.j
 import { IdentityErrorCode } from '../../lib/identity/errors.js';
 import { formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
 import { x509 } from '../../lib/identity/x509.js';
-import { p256CsrWithSans, p384Csr, pluggedInCaFiles, rsaCsr, tamperedCsr, type PluggedCa } from '../support/ca-material.js';
+import { p256CsrWithSans, p384Csr, pluggedInCaFiles, rsaCsr, tamperedCsr, type PluggedCa } from '../../testbed/fixtures/ca-material.js';
 
 const TD = 'cluster.local';
 const sleep = makeIdentity('default', 'sleep', TD);
@@ -98,14 +98,28 @@ describe('certificate authority', () => {
     ['a P-384 key', () => p384Csr(formatSpiffeId(sleep))],
     ['no SAN', () => p256CsrWithSans([])],
     ['a DNS SAN instead of a URI SAN', () => p256CsrWithSans([{ type: 'dns', value: 'sleep.default.svc' }])],
-    ['two URI SANs', () => p256CsrWithSans([{ type: 'url', value: formatSpiffeId(sleep) }, { type: 'url', value: 'spiffe://cluster.local/ns/default/sa/x' }])],
+    [
+      'two URI SANs',
+      () =>
+        p256CsrWithSans([
+          { type: 'url', value: formatSpiffeId(sleep) },
+          { type: 'url', value: 'spiffe://cluster.local/ns/default/sa/x' },
+        ]),
+    ],
     ['a URI SAN that is not a SPIFFE identity', () => p256CsrWithSans([{ type: 'url', value: 'https://example.com/' }])],
     ['a broken signature', async () => tamperedCsr((await csrFor()).csr)],
     ['an empty string', () => Promise.resolve('')],
     ['garbage text', () => Promise.resolve('hello, I am a certificate')],
-    ['random bytes in a PEM envelope', () => Promise.resolve(`-----BEGIN CERTIFICATE REQUEST-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`)],
+    [
+      'random bytes in a PEM envelope',
+      () =>
+        Promise.resolve(`-----BEGIN CERTIFICATE REQUEST-----\n${randomBytes(300).toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`),
+    ],
     ['a certificate instead of a CSR', () => Promise.resolve(ca.rootCertsPem[0] ?? '')],
-    ['a huge input', () => Promise.resolve(`-----BEGIN CERTIFICATE REQUEST-----\n${'A'.repeat(1024 * 1024)}\n-----END CERTIFICATE REQUEST-----\n`)],
+    [
+      'a huge input',
+      () => Promise.resolve(`-----BEGIN CERTIFICATE REQUEST-----\n${'A'.repeat(1024 * 1024)}\n-----END CERTIFICATE REQUEST-----\n`),
+    ],
   ];
   for (const [what, make] of badCsrs) {
     it(`refuses a CSR with ${what} as IDENTITY_BAD_CSR`, async () => {
@@ -144,9 +158,8 @@ describe('certificate authority', () => {
     });
 
     it('fails with IDENTITY_BAD_CA_MATERIAL when a file is missing', async () => {
-      await assert.rejects(
-        CertificateAuthority.fromDirectory({ trustDomain: TD, dir: `${files.dir}/does-not-exist` }),
-        (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_CA_MATERIAL),
+      await assert.rejects(CertificateAuthority.fromDirectory({ trustDomain: TD, dir: `${files.dir}/does-not-exist` }), (err: unknown) =>
+        hasErrorCode(err, IdentityErrorCode.BAD_CA_MATERIAL),
       );
     });
   });

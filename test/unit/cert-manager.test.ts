@@ -15,8 +15,8 @@ import { CERT_FETCH_BACKOFF_MAX_MS, MAX_CONCURRENT_CERT_FETCHES } from '../../li
 import { IdentityErrorCode } from '../../lib/identity/errors.js';
 import { LocalCaProvider } from '../../lib/identity/local-ca-provider.js';
 import { type Identity, formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
-import { FakeClock, settle } from '../support/fake-clock.js';
-import { captureLogger, silentLogger } from '../support/log.js';
+import { FakeClock, settle } from '../../testbed/fixtures/fake-clock.js';
+import { captureLogger, silentLogger } from '../../testbed/fixtures/log.js';
 
 const TD = 'cluster.local';
 const sleep = makeIdentity('default', 'sleep', TD);
@@ -58,7 +58,11 @@ class TestProvider implements CertificateProvider {
       const cert = await this.inner.fetch(identity);
       const shift = this.clock?.elapsed ?? 0;
       if (shift === 0) return cert;
-      return Object.freeze({ ...cert, notBefore: new Date(cert.notBefore.getTime() + shift), notAfter: new Date(cert.notAfter.getTime() + shift) });
+      return Object.freeze({
+        ...cert,
+        notBefore: new Date(cert.notBefore.getTime() + shift),
+        notAfter: new Date(cert.notAfter.getTime() + shift),
+      });
     } finally {
       this.active--;
     }
@@ -104,7 +108,12 @@ describe('certificate manager', () => {
 
   const managers: CertificateManager[] = [];
   const make = (provider: CertificateProvider, clock?: FakeClock, extra: { random?: () => number } = {}): CertificateManager => {
-    const m = new CertificateManager({ provider, logger: silentLogger(), random: extra.random ?? (() => 0.5), ...(clock ? { clock } : {}) });
+    const m = new CertificateManager({
+      provider,
+      logger: silentLogger(),
+      random: extra.random ?? (() => 0.5),
+      ...(clock ? { clock } : {}),
+    });
     managers.push(m);
     return m;
   };
@@ -173,14 +182,23 @@ describe('certificate manager', () => {
 
     // Run until the old certificate has expired; the CA is down the whole time.
     await clock.advance(first.notAfter.getTime() - clock.now());
-    const gaps = provider.callTimes.slice(1).map((t, i) => t - (provider.callTimes[i] as number)).slice(1);
+    const gaps = provider.callTimes
+      .slice(1)
+      .map((t, i) => t - (provider.callTimes[i] as number))
+      .slice(1);
     assert.deepEqual(gaps.slice(0, 9), [500, 1000, 2000, 4000, 8000, 16_000, 32_000, 64_000, 128_000]);
-    assert.ok(gaps.slice(9).length > 0 && gaps.slice(9).every((g) => g === CERT_FETCH_BACKOFF_MAX_MS), `capped gaps: ${gaps.slice(9).join(',')}`);
+    assert.ok(
+      gaps.slice(9).length > 0 && gaps.slice(9).every((g) => g === CERT_FETCH_BACKOFF_MAX_MS),
+      `capped gaps: ${gaps.slice(9).join(',')}`,
+    );
     assert.ok(lines.some((l) => l.msg === 'certificate fetch failed' && l.servingPrevious === true));
 
     // Expired and still failing: callers get a clear error at once instead of a hung connection.
     const callsBefore = provider.calls.length;
-    await assert.rejects(m.fetchCertificate(sleep), (err: unknown) => hasErrorCode(err, IdentityErrorCode.CERT_UNAVAILABLE) && /CA is down/.test(String((err as Error).message)));
+    await assert.rejects(
+      m.fetchCertificate(sleep),
+      (err: unknown) => hasErrorCode(err, IdentityErrorCode.CERT_UNAVAILABLE) && /CA is down/.test(String((err as Error).message)),
+    );
     assert.equal(provider.calls.length, callsBefore, 'no extra fetch while waiting for the retry');
     assert.match(m.dump()[0]?.state ?? '', /^Unavailable: .*CA is down/);
 
@@ -200,7 +218,10 @@ describe('certificate manager', () => {
     provider.failure = () => new Error('PERMISSION_DENIED');
     const m = make(provider, clock);
     const waiters = await Promise.allSettled([m.fetchCertificate(sleep), m.fetchCertificate(sleep)]);
-    assert.deepEqual(waiters.map((w) => w.status), ['rejected', 'rejected']);
+    assert.deepEqual(
+      waiters.map((w) => w.status),
+      ['rejected', 'rejected'],
+    );
     assert.equal(provider.calls.length, 1);
     await assert.rejects(m.fetchCertificate(sleep), (err: unknown) => hasErrorCode(err, IdentityErrorCode.CERT_UNAVAILABLE));
     assert.equal(provider.calls.length, 1);
@@ -220,7 +241,7 @@ describe('certificate manager', () => {
     assert.equal(provider.calls.length, 50);
     assert.equal(provider.maxActive, MAX_CONCURRENT_CERT_FETCHES);
     assert.equal(m.inFlight, 0);
-    certs.forEach((c, i) => assert.equal(formatSpiffeId(c.identity), formatSpiffeId(id(i))));
+    for (const [i, c] of certs.entries()) assert.equal(formatSpiffeId(c.identity), formatSpiffeId(id(i)));
   });
 
   it('serves RealTime requests before Warmup prefetches before queued Background renewals', async () => {
@@ -245,7 +266,11 @@ describe('certificate manager', () => {
     provider.releaseAll();
     await Promise.all([realtime, promoted]);
     await waitFor('all renewals', () => provider.calls.length === callsAtGate + 7);
-    assert.deepEqual(provider.calls.slice(callsAtGate, callsAtGate + 3), [formatSpiffeId(id('conn')), formatSpiffeId(id('warm-2')), formatSpiffeId(id('warm-1'))]);
+    assert.deepEqual(provider.calls.slice(callsAtGate, callsAtGate + 3), [
+      formatSpiffeId(id('conn')),
+      formatSpiffeId(id('warm-2')),
+      formatSpiffeId(id('warm-1')),
+    ]);
     assert.deepEqual(new Set(provider.calls.slice(callsAtGate + 3)), new Set(renewing.slice(8).map(formatSpiffeId)));
   });
 
@@ -341,11 +366,26 @@ describe('certificate fetch backoff', () => {
   });
 
   it('jitters by at most ±20% and never exceeds the maximum', () => {
-    assert.equal(backoffDelayMs(1, () => 0), 400);
-    assert.equal(backoffDelayMs(1, () => 0.999_999), 600);
-    assert.equal(backoffDelayMs(3, () => 0), 1600);
-    assert.equal(backoffDelayMs(20, () => 0.999_999), 150_000);
-    assert.equal(backoffDelayMs(20, () => 0), 120_000);
+    assert.equal(
+      backoffDelayMs(1, () => 0),
+      400,
+    );
+    assert.equal(
+      backoffDelayMs(1, () => 0.999_999),
+      600,
+    );
+    assert.equal(
+      backoffDelayMs(3, () => 0),
+      1600,
+    );
+    assert.equal(
+      backoffDelayMs(20, () => 0.999_999),
+      150_000,
+    );
+    assert.equal(
+      backoffDelayMs(20, () => 0),
+      120_000,
+    );
     for (let i = 0; i < 200; i++) {
       const failures = 1 + (i % 12);
       const base = Math.min(500 * 2 ** (failures - 1), 150_000);

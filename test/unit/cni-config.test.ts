@@ -17,15 +17,28 @@ describe('mesh-cni-agent config', () => {
 
   test('env values are read and checked', () => {
     const c = loadAgentConfig({
-      CNI_EVENT_ADDRESS: '/tmp/x/ev.sock', ZTUNNEL_UDS_ADDRESS: '/tmp/z.sock', AMBIENT_NAMESPACES: 'a, b,,',
-      AMBIENT_EXCLUDED_PODS: 'a/skip', DNS_CAPTURE: 'true', HOST_PROBE_SNAT_ADDRESS: '169.254.1.1',
+      CNI_EVENT_ADDRESS: '/tmp/x/ev.sock',
+      ZTUNNEL_UDS_ADDRESS: '/tmp/z.sock',
+      AMBIENT_NAMESPACES: 'a, b,,',
+      AMBIENT_EXCLUDED_PODS: 'a/skip',
+      DNS_CAPTURE: 'true',
+      HOST_PROBE_SNAT_ADDRESS: '169.254.1.1',
     });
     assert.equal(c.stateFile, '/tmp/x/pods.json');
     assert.deepEqual([...c.ambientNamespaces], ['a', 'b']);
     assert.equal(c.dnsCapture, true);
-    assert.throws(() => loadAgentConfig({ DNS_CAPTURE: 'maybe' }), (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'));
-    assert.throws(() => loadAgentConfig({ HOST_PROBE_SNAT_ADDRESS: 'fd00::1' }), (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'));
-    assert.throws(() => loadAgentConfig({ AMBIENT_EXCLUDED_PODS: 'noslash' }), (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'));
+    assert.throws(
+      () => loadAgentConfig({ DNS_CAPTURE: 'maybe' }),
+      (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'),
+    );
+    assert.throws(
+      () => loadAgentConfig({ HOST_PROBE_SNAT_ADDRESS: 'fd00::1' }),
+      (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'),
+    );
+    assert.throws(
+      () => loadAgentConfig({ AMBIENT_EXCLUDED_PODS: 'noslash' }),
+      (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'),
+    );
   });
 
   test('enrollment: listed namespaces or *, never kube-system, excluded pods opt out', () => {

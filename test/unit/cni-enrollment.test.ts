@@ -12,13 +12,17 @@ import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { hasErrorCode } from '../../lib/errors.js';
 import { loadAgentConfig } from '../../cni/agent/config.js';
 import {
-  DATAPLANE_MODE_LABEL, REDIRECTION_ANNOTATION, SIDECAR_STATUS_ANNOTATION, StaticEnrollment, podRedirectionEnabled,
+  DATAPLANE_MODE_LABEL,
+  REDIRECTION_ANNOTATION,
+  SIDECAR_STATUS_ANNOTATION,
+  StaticEnrollment,
+  podRedirectionEnabled,
   type EnrollmentChange,
 } from '../../cni/agent/enrollment.js';
 import { KubeRedirectionAnnotator, KubernetesEnrollment } from '../../cni/agent/kube-enrollment.js';
 import { PodCache } from '../../cni/agent/pod-cache.js';
-import { FakeApiServer, kubeConfigFor } from '../support/fake-kube-api.js';
-import { captureLogger, silentLogger } from '../support/log.js';
+import { FakeApiServer, kubeConfigFor } from '../../testbed/fixtures/fake-kube-api.js';
+import { captureLogger, silentLogger } from '../../testbed/fixtures/log.js';
 
 interface PodShape {
   ns?: string;
@@ -36,7 +40,10 @@ function pod(s: PodShape, name = 'web-0', uid = 'uid-1', nodeName = 'node-a'): V
   if (s.app !== undefined) labels.app = s.app;
   return {
     metadata: {
-      name, namespace: s.ns ?? 'demo', uid, labels,
+      name,
+      namespace: s.ns ?? 'demo',
+      uid,
+      labels,
       annotations: s.sidecar === true ? { [SIDECAR_STATUS_ANNOTATION]: '{"containers":["istio-proxy"]}' } : {},
     },
     spec: { containers: [{ name: 'app' }], nodeName, hostNetwork: s.hostNetwork, serviceAccountName: s.sa },
@@ -94,8 +101,11 @@ describe('StaticEnrollment', () => {
     await src.start();
     const seen: EnrollmentChange[] = [];
     const off = src.onChange((c) => seen.push(c));
-    assert.deepEqual(await src.decide({ namespace: 'demo', name: 'web-0', uid: 'u' }),
-      { enrolled: true, reason: 'namespace demo is ambient', serviceAccount: undefined });
+    assert.deepEqual(await src.decide({ namespace: 'demo', name: 'web-0', uid: 'u' }), {
+      enrolled: true,
+      reason: 'namespace demo is ambient',
+      serviceAccount: undefined,
+    });
     assert.equal((await src.decide({ namespace: 'demo', name: 'db-0', uid: 'u' })).enrolled, false);
     assert.equal((await src.decide({ namespace: 'other', name: 'web-0', uid: '' })).enrolled, false);
     const all = new StaticEnrollment(loadAgentConfig({ AMBIENT_NAMESPACES: '*' }));
@@ -115,13 +125,26 @@ describe('ENROLLMENT selection (loadAgentConfig)', () => {
     assert.equal(loadAgentConfig({ KUBECONFIG: '/k', AMBIENT_NAMESPACES: 'demo' }).enrollment, 'static');
     assert.equal(loadAgentConfig({ KUBECONFIG: '/k', AMBIENT_NAMESPACES: '' }).enrollment, 'static');
     assert.equal(loadAgentConfig({ KUBECONFIG: '/k', ENROLLMENT: 'static' }).enrollment, 'static');
-    const k = loadAgentConfig({ ENROLLMENT: 'Kubernetes', KUBECONFIG: '/k', NODE_NAME: 'node-a', AMBIENT_NAMESPACES: 'x', POD_NAMESPACE: 'mesh' });
-    assert.deepEqual([k.enrollment, k.kubeconfigPath, k.nodeName, k.systemNamespace, k.inCluster], ['kubernetes', '/k', 'node-a', 'mesh', false]);
+    const k = loadAgentConfig({
+      ENROLLMENT: 'Kubernetes',
+      KUBECONFIG: '/k',
+      NODE_NAME: 'node-a',
+      AMBIENT_NAMESPACES: 'x',
+      POD_NAMESPACE: 'mesh',
+    });
+    assert.deepEqual(
+      [k.enrollment, k.kubeconfigPath, k.nodeName, k.systemNamespace, k.inCluster],
+      ['kubernetes', '/k', 'node-a', 'mesh', false],
+    );
     assert.equal(loadAgentConfig({}).systemNamespace, 'istio-system');
   });
 
   test('bad values and missing NODE_NAME or kubeconfig are CNI_AGENT_BAD_CONFIG', () => {
-    const bad = (env: NodeJS.ProcessEnv) => assert.throws(() => loadAgentConfig(env), (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'));
+    const bad = (env: NodeJS.ProcessEnv) =>
+      assert.throws(
+        () => loadAgentConfig(env),
+        (e: unknown) => hasErrorCode(e, 'CNI_AGENT_BAD_CONFIG'),
+      );
     bad({ ENROLLMENT: 'labels' });
     bad({ ENROLLMENT: 'kubernetes', NODE_NAME: 'n' });
     bad({ ENROLLMENT: 'kubernetes', KUBECONFIG: '/k' });
@@ -164,8 +187,11 @@ describe('KubernetesEnrollment against a fake API server', () => {
 
   test('decides from the caches after the first list, with the service account', async () => {
     const before = api.requests.length;
-    assert.deepEqual(await src.decide({ namespace: 'demo', name: 'web-0', uid: 'uid-web' }),
-      { enrolled: true, reason: 'namespace demo is labelled istio.io/dataplane-mode=ambient', serviceAccount: 'web-sa' });
+    assert.deepEqual(await src.decide({ namespace: 'demo', name: 'web-0', uid: 'uid-web' }), {
+      enrolled: true,
+      reason: 'namespace demo is labelled istio.io/dataplane-mode=ambient',
+      serviceAccount: 'web-sa',
+    });
     assert.equal((await src.decide({ namespace: 'plain', name: 'api-0', uid: 'uid-api' })).enrolled, false);
     assert.deepEqual(api.requests.slice(before), [], 'no GET for cached objects');
     assert.ok(api.requests.some((r) => r === 'GET /api/v1/pods watch'));
@@ -177,8 +203,11 @@ describe('KubernetesEnrollment against a fake API server', () => {
   test('a pod not in the cache yet (CNI ADD before the watch event) is fetched with a GET', async () => {
     api.setPod(pod({ podLabel: 'ambient', ns: 'plain', sa: 'late' }, 'late-0', 'uid-late'), { hidden: true });
     const before = api.requests.length;
-    assert.deepEqual(await src.decide({ namespace: 'plain', name: 'late-0', uid: 'uid-late' }),
-      { enrolled: true, reason: 'the pod is labelled istio.io/dataplane-mode=ambient', serviceAccount: 'late' });
+    assert.deepEqual(await src.decide({ namespace: 'plain', name: 'late-0', uid: 'uid-late' }), {
+      enrolled: true,
+      reason: 'the pod is labelled istio.io/dataplane-mode=ambient',
+      serviceAccount: 'late',
+    });
     assert.deepEqual(api.requests.slice(before), ['GET /api/v1/namespaces/plain/pods/late-0']);
   });
 
@@ -193,11 +222,12 @@ describe('KubernetesEnrollment against a fake API server', () => {
 
   test('a failing GET rejects with CNI_AGENT_ENROLLMENT_UNAVAILABLE', async () => {
     api.failGets = 1;
-    await assert.rejects(src.decide({ namespace: 'demo', name: 'unknown-0', uid: 'u' }),
-      (e: unknown) => hasErrorCode(e, 'CNI_AGENT_ENROLLMENT_UNAVAILABLE'));
+    await assert.rejects(src.decide({ namespace: 'demo', name: 'unknown-0', uid: 'u' }), (e: unknown) =>
+      hasErrorCode(e, 'CNI_AGENT_ENROLLMENT_UNAVAILABLE'),
+    );
   });
 
-  test('label changes are reported: namespace label, pod label; the agent\'s own annotation and other nodes are not', async () => {
+  test("label changes are reported: namespace label, pod label; the agent's own annotation and other nodes are not", async () => {
     changes.length = 0;
     api.setNamespace(namespace('plain', 'ambient'));
     await waitFor('the namespace change', () => changes.length >= 1);
@@ -206,10 +236,12 @@ describe('KubernetesEnrollment against a fake API server', () => {
 
     changes.length = 0;
     const web = structuredClone(api.pods.get('demo/web-0') as V1Pod);
-    (web.metadata ??= {}).annotations = { [REDIRECTION_ANNOTATION]: 'enabled', other: 'x' };
+    web.metadata ??= {};
+    web.metadata.annotations = { [REDIRECTION_ANNOTATION]: 'enabled', other: 'x' };
     api.setPod(web);
     api.setPod(pod({ podLabel: 'ambient' }, 'elsewhere-0', 'uid-elsewhere', 'node-b'));
-    (web.metadata.labels ??= {})[DATAPLANE_MODE_LABEL] = 'none';
+    web.metadata.labels ??= {};
+    web.metadata.labels[DATAPLANE_MODE_LABEL] = 'none';
     api.setPod(web);
     await waitFor('the pod change', () => changes.length >= 1);
     await new Promise((r) => setTimeout(r, 50));
@@ -233,7 +265,13 @@ describe('KubernetesEnrollment against a fake API server', () => {
     const dead = new FakeApiServer();
     const deadUrl = await dead.listen();
     await dead.close();
-    const s = new KubernetesEnrollment({ kubeConfig: kubeConfigFor(deadUrl), nodeName: 'node-a', logger: silentLogger(), syncTimeoutMs: 300, retryInitialMs: 20 });
+    const s = new KubernetesEnrollment({
+      kubeConfig: kubeConfigFor(deadUrl),
+      nodeName: 'node-a',
+      logger: silentLogger(),
+      syncTimeoutMs: 300,
+      retryInitialMs: 20,
+    });
     await assert.rejects(s.start(), (e: unknown) => hasErrorCode(e, 'CNI_AGENT_KUBE_SYNC_TIMEOUT'));
     await s.stop();
   });
@@ -257,9 +295,21 @@ describe('KubeRedirectionAnnotator', () => {
     await annotator.annotate({ namespace: 'demo', name: 'web-0' }, 'enabled');
     await annotator.annotate({ namespace: 'demo', name: 'web-0' }, undefined);
     assert.deepEqual(api.patches, [
-      { path: '/api/v1/namespaces/demo/pods/web-0/status', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'pending' } } } },
-      { path: '/api/v1/namespaces/demo/pods/web-0/status', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'enabled' } } } },
-      { path: '/api/v1/namespaces/demo/pods/web-0/status', contentType: 'application/merge-patch+json', body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: null } } } },
+      {
+        path: '/api/v1/namespaces/demo/pods/web-0/status',
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'pending' } } },
+      },
+      {
+        path: '/api/v1/namespaces/demo/pods/web-0/status',
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: 'enabled' } } },
+      },
+      {
+        path: '/api/v1/namespaces/demo/pods/web-0/status',
+        contentType: 'application/merge-patch+json',
+        body: { metadata: { annotations: { [REDIRECTION_ANNOTATION]: null } } },
+      },
     ]);
   });
 
@@ -280,13 +330,16 @@ describe('pod state file with pods not in the mesh', () => {
     try {
       const file = join(dir, 'pods.json');
       const base = { namespace: 'demo', serviceAccount: 'default', ips: ['10.0.0.1'], containerId: 'c', netnsInode: 42 };
-      writeFileSync(file, JSON.stringify({
-        version: 1,
-        pods: [
-          { ...base, uid: 'old', name: 'old-0', netnsPath: join(dir, 'gone-1') },
-          { ...base, uid: 'out', name: 'out-0', netnsPath: join(dir, 'gone-2'), enrolled: false },
-        ],
-      }));
+      writeFileSync(
+        file,
+        JSON.stringify({
+          version: 1,
+          pods: [
+            { ...base, uid: 'old', name: 'old-0', netnsPath: join(dir, 'gone-1') },
+            { ...base, uid: 'out', name: 'out-0', netnsPath: join(dir, 'gone-2'), enrolled: false },
+          ],
+        }),
+      );
       const cache = new PodCache(file, silentLogger());
       assert.equal(cache.load(), 2);
       assert.deepEqual([cache.get('old')?.enrolled, cache.get('out')?.enrolled], [true, false]);
@@ -294,7 +347,13 @@ describe('pod state file with pods not in the mesh', () => {
       assert.deepEqual(cache.enrolledUids(), ['old']);
       cache.persist();
       const saved = (JSON.parse(readFileSync(file, 'utf8')) as { pods: Array<{ uid: string; enrolled: boolean }> }).pods;
-      assert.deepEqual(saved.map((p) => [p.uid, p.enrolled]), [['old', true], ['out', false]]);
+      assert.deepEqual(
+        saved.map((p) => [p.uid, p.enrolled]),
+        [
+          ['old', true],
+          ['out', false],
+        ],
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

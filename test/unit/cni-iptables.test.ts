@@ -5,9 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  Inpod, inpodReconcile, inpodRules, inpodTeardown, ipRouteArgs, ipRuleArgs, parseIptablesSave,
-} from '../../cni/agent/iptables.js';
+import { Inpod, inpodReconcile, inpodRules, inpodTeardown, ipRouteArgs, ipRuleArgs, parseIptablesSave } from '../../cni/agent/iptables.js';
 
 const GOLDEN_DNS = `* mangle
 -N ISTIO_PRERT
@@ -47,7 +45,9 @@ const DNS_ONLY_LINES = [
   '-A ISTIO_OUTPUT ! -d 127.0.0.1/32 -p tcp --dport 53 -m mark ! --mark 0x539/0xfff -j REDIRECT --to-ports 15053',
 ];
 const GOLDEN_NO_DNS = GOLDEN_DNS.slice(0, GOLDEN_DNS.indexOf('* raw'))
-  .split('\n').filter((l) => !DNS_ONLY_LINES.includes(l)).join('\n');
+  .split('\n')
+  .filter((l) => !DNS_ONLY_LINES.includes(l))
+  .join('\n');
 
 const defaults = { probeSnatAddress: '169.254.7.127' };
 
@@ -127,32 +127,51 @@ describe('reconcile and teardown', () => {
 
   test('teardown deletes every jump (duplicates too), then flushes and deletes our chains, in each table present', () => {
     const text = inpodTeardown(parseIptablesSave(SAVED_AFTER_APPLY));
-    assert.equal(text, [
-      '* mangle',
-      '-D PREROUTING -j ISTIO_PRERT',
-      '-D OUTPUT -j ISTIO_OUTPUT',
-      '-F ISTIO_PRERT', '-F ISTIO_OUTPUT', '-X ISTIO_PRERT', '-X ISTIO_OUTPUT',
-      'COMMIT',
-      '* nat',
-      '-D PREROUTING -j ISTIO_PRERT',
-      '-D OUTPUT -j ISTIO_OUTPUT',
-      '-D OUTPUT -j ISTIO_OUTPUT',
-      '-F ISTIO_PRERT', '-F ISTIO_OUTPUT', '-X ISTIO_PRERT', '-X ISTIO_OUTPUT',
-      'COMMIT',
-      '* raw',
-      '-D PREROUTING -j ISTIO_PRERT',
-      '-D OUTPUT -j ISTIO_OUTPUT',
-      '-F ISTIO_PRERT', '-F ISTIO_OUTPUT', '-X ISTIO_PRERT', '-X ISTIO_OUTPUT',
-      'COMMIT',
-      '',
-    ].join('\n'));
+    assert.equal(
+      text,
+      [
+        '* mangle',
+        '-D PREROUTING -j ISTIO_PRERT',
+        '-D OUTPUT -j ISTIO_OUTPUT',
+        '-F ISTIO_PRERT',
+        '-F ISTIO_OUTPUT',
+        '-X ISTIO_PRERT',
+        '-X ISTIO_OUTPUT',
+        'COMMIT',
+        '* nat',
+        '-D PREROUTING -j ISTIO_PRERT',
+        '-D OUTPUT -j ISTIO_OUTPUT',
+        '-D OUTPUT -j ISTIO_OUTPUT',
+        '-F ISTIO_PRERT',
+        '-F ISTIO_OUTPUT',
+        '-X ISTIO_PRERT',
+        '-X ISTIO_OUTPUT',
+        'COMMIT',
+        '* raw',
+        '-D PREROUTING -j ISTIO_PRERT',
+        '-D OUTPUT -j ISTIO_OUTPUT',
+        '-F ISTIO_PRERT',
+        '-F ISTIO_OUTPUT',
+        '-X ISTIO_PRERT',
+        '-X ISTIO_OUTPUT',
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
     assert.doesNotMatch(text, /KUBE_OTHER/, 'rules that are not ours are untouched');
   });
 
   test('reconcile puts removal and re-creation of a table in one block (atomic), and drops leftovers of a table no longer wanted', () => {
     const text = inpodReconcile(parseIptablesSave(SAVED_AFTER_APPLY), { ...defaults, dnsCapture: false });
-    const blocks = text.trim().split('COMMIT').map((b) => b.trim()).filter((b) => b !== '');
-    assert.deepEqual(blocks.map((b) => b.split('\n')[0]), ['* mangle', '* nat', '* raw']);
+    const blocks = text
+      .trim()
+      .split('COMMIT')
+      .map((b) => b.trim())
+      .filter((b) => b !== '');
+    assert.deepEqual(
+      blocks.map((b) => b.split('\n')[0]),
+      ['* mangle', '* nat', '* raw'],
+    );
     const nat = blocks[1] ?? '';
     assert.ok(nat.indexOf('-X ISTIO_OUTPUT') < nat.indexOf('-N ISTIO_PRERT'), 'teardown precedes re-creation');
     assert.equal((nat.match(/^-A OUTPUT -j ISTIO_OUTPUT$/gm) ?? []).length, 1, 'one jump after reconcile');

@@ -66,7 +66,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const PREV_RESULT = {
   cniVersion: '1.0.0',
   interfaces: [{ name: 'eth0', mac: '0a:58:0a:f4:00:07', sandbox: '/var/run/netns/cni-1' }],
-  ips: [{ address: '10.244.0.7/24', gateway: '10.244.0.1', interface: 0 }, { address: 'fd00::7/64', interface: 0 }],
+  ips: [
+    { address: '10.244.0.7/24', gateway: '10.244.0.1', interface: 0 },
+    { address: 'fd00::7/64', interface: 0 },
+  ],
   routes: [{ dst: '0.0.0.0/0' }],
   dns: { nameservers: ['10.96.0.10'] },
 };
@@ -109,20 +112,30 @@ describe('mesh-cni plugin', () => {
     const ev = agent.received[before];
     assert.equal(ev?.url, '/cmdadd');
     assert.deepEqual(ev?.body, {
-      command: 'ADD', containerId: 'c0ffee', netns: '/var/run/netns/cni-1', ifName: 'eth0',
-      podNamespace: 'demo', podName: 'web-0', podUid: '1234-abcd', ips: ['10.244.0.7', 'fd00::7'],
+      command: 'ADD',
+      containerId: 'c0ffee',
+      netns: '/var/run/netns/cni-1',
+      ifName: 'eth0',
+      podNamespace: 'demo',
+      podName: 'web-0',
+      podUid: '1234-abcd',
+      ips: ['10.244.0.7', 'fd00::7'],
     });
   });
 
   test('CNI_ARGS: order, unknown keys and a missing uid; no namespace/name = not a pod, passed through without the agent', async () => {
     const before = agent.received.length;
-    const r = await runPlugin({ ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'K8S_POD_NAME=a=b;FOO=;K8S_POD_NAMESPACE=ns2' },
-      conf({ prevResult: PREV_RESULT, cni_event_address: sock }));
+    const r = await runPlugin(
+      { ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'K8S_POD_NAME=a=b;FOO=;K8S_POD_NAMESPACE=ns2' },
+      conf({ prevResult: PREV_RESULT, cni_event_address: sock }),
+    );
     assert.equal(r.code, 0, r.stdout);
     const ev = agent.received[before]?.body;
     assert.deepEqual([ev?.podNamespace, ev?.podName, ev?.podUid], ['ns2', 'a=b', '']);
-    const plain = await runPlugin({ ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'IgnoreUnknown=1' },
-      conf({ prevResult: PREV_RESULT, cni_event_address: join(dir, 'nobody.sock') }));
+    const plain = await runPlugin(
+      { ...baseEnv, CNI_COMMAND: 'ADD', CNI_ARGS: 'IgnoreUnknown=1' },
+      conf({ prevResult: PREV_RESULT, cni_event_address: join(dir, 'nobody.sock') }),
+    );
     assert.equal(plain.code, 0, plain.stdout);
     assert.deepEqual(JSON.parse(plain.stdout), PREV_RESULT);
     assert.equal(agent.received.length, before + 1, 'the agent heard only the pod');
@@ -148,7 +161,7 @@ describe('mesh-cni plugin', () => {
     }
   });
 
-  test('ADD fails with the agent\'s reason when it refuses the pod', async () => {
+  test("ADD fails with the agent's reason when it refuses the pod", async () => {
     nextAnswer = { status: 500, body: { code: 'CNI_AGENT_RULES_FAILED', error: 'iptables-restore exploded' } };
     const r = await runPlugin({ ...baseEnv, CNI_COMMAND: 'ADD' }, conf({ prevResult: PREV_RESULT, cni_event_address: sock }));
     assert.equal(r.code, 1);

@@ -11,7 +11,7 @@ import { makeIdentity } from '../../lib/identity/spiffe.js';
 import { istio } from '../../lib/proto/index.js';
 import { policyMatches } from '../../ztunnel/policy/rbac.js';
 import { authorizationToModel } from '../../ztunnel/sources/wds-convert.js';
-import { authz } from '../support/kube-fixtures.js';
+import { authz } from '../../testbed/fixtures/kube-fixtures.js';
 
 type IAuthorization = istio.security.Authorization.$Properties;
 type IMatch = istio.security.Match.$Properties;
@@ -57,9 +57,18 @@ interface Case {
 
 const cases: readonly Case[] = [
   // --- scope and action ---
-  { name: 'a selector gives WORKLOAD_SELECTOR scope', spec: { selector: { matchLabels: { app: 'web' } } }, want: expected({ scope: S.WORKLOAD_SELECTOR }) },
+  {
+    name: 'a selector gives WORKLOAD_SELECTOR scope',
+    spec: { selector: { matchLabels: { app: 'web' } } },
+    want: expected({ scope: S.WORKLOAD_SELECTOR }),
+  },
   { name: 'no selector gives NAMESPACE scope', spec: {}, want: expected({}) },
-  { name: 'no selector in the root namespace gives GLOBAL scope', spec: {}, namespace: 'istio-system', want: expected({ namespace: 'istio-system', scope: S.GLOBAL }) },
+  {
+    name: 'no selector in the root namespace gives GLOBAL scope',
+    spec: {},
+    namespace: 'istio-system',
+    want: expected({ namespace: 'istio-system', scope: S.GLOBAL }),
+  },
   {
     name: 'a selector in the root namespace stays WORKLOAD_SELECTOR',
     spec: { selector: { matchLabels: { app: 'web' } } },
@@ -67,10 +76,28 @@ const cases: readonly Case[] = [
     want: expected({ namespace: 'istio-system', scope: S.WORKLOAD_SELECTOR }),
   },
   { name: 'DENY is sent as DENY', spec: { action: 'DENY', rules: [{}] }, want: expected({ action: A.DENY, rules: [rule()] }) },
-  { name: 'AUDIT is not sent', spec: { action: 'AUDIT', rules: [{}] }, want: undefined, warnings: ['ztunnel does not support the AUDIT action'] },
-  { name: 'CUSTOM is not sent', spec: { action: 'CUSTOM', provider: { name: 'ext-authz' }, rules: [{}] }, want: undefined, warnings: ['ztunnel does not support the CUSTOM action'] },
-  { name: 'a targetRef policy is for a waypoint, not ztunnel', spec: { targetRef: { kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'wp' } }, want: undefined },
-  { name: 'a targetRefs policy is for a waypoint, not ztunnel', spec: { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], rules: [{}] }, want: undefined },
+  {
+    name: 'AUDIT is not sent',
+    spec: { action: 'AUDIT', rules: [{}] },
+    want: undefined,
+    warnings: ['ztunnel does not support the AUDIT action'],
+  },
+  {
+    name: 'CUSTOM is not sent',
+    spec: { action: 'CUSTOM', provider: { name: 'ext-authz' }, rules: [{}] },
+    want: undefined,
+    warnings: ['ztunnel does not support the CUSTOM action'],
+  },
+  {
+    name: 'a targetRef policy is for a waypoint, not ztunnel',
+    spec: { targetRef: { kind: 'Gateway', group: 'gateway.networking.k8s.io', name: 'wp' } },
+    want: undefined,
+  },
+  {
+    name: 'a targetRefs policy is for a waypoint, not ztunnel',
+    spec: { targetRefs: [{ kind: 'Service', group: '', name: 'web' }], rules: [{}] },
+    want: undefined,
+  },
 
   // --- empty forms ---
   { name: 'no rules is allow-nothing: an ALLOW without rules', spec: { rules: [] }, want: expected({ rules: [] }) },
@@ -86,7 +113,14 @@ const cases: readonly Case[] = [
     name: 'string matches: * is presence, *x suffix, x* prefix, else exact',
     spec: { rules: [{ from: [{ source: { namespaces: ['*', '*-prod', 'team-*', 'exact'], notNamespaces: ['kube-*'] } }] }] },
     want: expected({
-      rules: [rule([{ namespaces: [{ presence: {} }, { suffix: '-prod' }, { prefix: 'team-' }, { exact: 'exact' }], notNamespaces: [{ prefix: 'kube-' }] }])],
+      rules: [
+        rule([
+          {
+            namespaces: [{ presence: {} }, { suffix: '-prod' }, { prefix: 'team-' }, { exact: 'exact' }],
+            notNamespaces: [{ prefix: 'kube-' }],
+          },
+        ]),
+      ],
     }),
   },
   {
@@ -96,7 +130,10 @@ const cases: readonly Case[] = [
       rules: [
         rule([
           {
-            sourceIps: [{ address: v4(10, 0, 0, 0), length: 8 }, { address: v4(192, 168, 1, 7), length: 32 }],
+            sourceIps: [
+              { address: v4(10, 0, 0, 0), length: 8 },
+              { address: v4(192, 168, 1, 7), length: 32 },
+            ],
             notSourceIps: [{ address: Uint8Array.of(0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), length: 64 }],
           },
         ]),
@@ -110,7 +147,10 @@ const cases: readonly Case[] = [
       rules: [
         rule([
           {
-            serviceAccounts: [{ namespace: 'other', serviceAccount: 'sa1' }, { namespace: 'apps', serviceAccount: 'sa2' }],
+            serviceAccounts: [
+              { namespace: 'other', serviceAccount: 'sa1' },
+              { namespace: 'apps', serviceAccount: 'sa2' },
+            ],
             notServiceAccounts: [{ namespace: 'x', serviceAccount: 'y' }],
           },
         ]),
@@ -128,7 +168,12 @@ const cases: readonly Case[] = [
       ],
     },
     want: expected({
-      rules: [rule([{ destinationPorts: [80, 443] }, { notDestinationPorts: [9090] }], [{ namespaces: [{ exact: 'a' }] }, { namespaces: [{ exact: 'b' }] }])],
+      rules: [
+        rule(
+          [{ destinationPorts: [80, 443] }, { notDestinationPorts: [9090] }],
+          [{ namespaces: [{ exact: 'a' }] }, { namespaces: [{ exact: 'b' }] }],
+        ),
+      ],
     }),
   },
   {
@@ -211,14 +256,27 @@ const cases: readonly Case[] = [
   },
   {
     name: 'DENY: a non-L4 when key leaves an empty clause, so the rule has no effect',
-    spec: { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['a'] } }], when: [{ key: 'request.auth.claims[iss]', values: ['x'] }] }] },
+    spec: {
+      action: 'DENY',
+      rules: [{ from: [{ source: { namespaces: ['a'] } }], when: [{ key: 'request.auth.claims[iss]', values: ['x'] }] }],
+    },
     want: expected({ action: A.DENY, rules: [rule([{ namespaces: [{ exact: 'a' }] }], [{}])] }),
     warnings: [msg(DENY_NO_EFFECT, 'request.auth.claims[iss]')],
   },
 
   // --- dry run ---
-  { name: 'the dry-run annotation sets dry_run', spec: { rules: [{}] }, annotations: { 'istio.io/dry-run': 'true' }, want: expected({ rules: [rule()], dryRun: true }) },
-  { name: 'dry-run "false" and unparsable values are not dry-run', spec: {}, annotations: { 'istio.io/dry-run': 'yes' }, want: expected({}) },
+  {
+    name: 'the dry-run annotation sets dry_run',
+    spec: { rules: [{}] },
+    annotations: { 'istio.io/dry-run': 'true' },
+    want: expected({ rules: [rule()], dryRun: true }),
+  },
+  {
+    name: 'dry-run "false" and unparsable values are not dry-run',
+    spec: {},
+    annotations: { 'istio.io/dry-run': 'yes' },
+    want: expected({}),
+  },
   {
     name: 'with dry-run support off, a dry-run policy is not sent and says why',
     spec: {},
@@ -239,7 +297,10 @@ describe('AuthorizationPolicy conversion table', () => {
         // What is sent survives the wire unchanged.
         const bytes = istio.security.Authorization.encode(got.authorization).finish();
         const back = istio.security.Authorization.toObject(istio.security.Authorization.decode(bytes), { defaults: false, bytes: String });
-        const again = istio.security.Authorization.toObject(istio.security.Authorization.fromObject(got.authorization), { defaults: false, bytes: String });
+        const again = istio.security.Authorization.toObject(istio.security.Authorization.fromObject(got.authorization), {
+          defaults: false,
+          bytes: String,
+        });
         assert.deepEqual(back, again);
       }
     });
@@ -270,7 +331,13 @@ describe('converted policies as ztunnel enforces them', () => {
   it('a DENY with only HTTP attributes never matches', () => {
     const p = enforced({ action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] });
     assert.equal(policyMatches(p, conn('a', 80)), false);
-    assert.equal(hasEffectiveRules(convertAuthorizationPolicy(authz('apps', 'p', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] }), opts).authorization?.rules ?? []), false);
+    assert.equal(
+      hasEffectiveRules(
+        convertAuthorizationPolicy(authz('apps', 'p', { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'] } }] }] }), opts)
+          .authorization?.rules ?? [],
+      ),
+      false,
+    );
   });
 
   it('an ALLOW whose rules were all HTTP allows nothing', () => {
@@ -279,7 +346,16 @@ describe('converted policies as ztunnel enforces them', () => {
   });
 
   it('when clauses are AND-ed: namespace a and port 8080', () => {
-    const p = enforced({ rules: [{ when: [{ key: 'source.namespace', values: ['a'] }, { key: 'destination.port', values: ['8080'] }] }] });
+    const p = enforced({
+      rules: [
+        {
+          when: [
+            { key: 'source.namespace', values: ['a'] },
+            { key: 'destination.port', values: ['8080'] },
+          ],
+        },
+      ],
+    });
     assert.equal(policyMatches(p, conn('a', 8080)), true);
     assert.equal(policyMatches(p, conn('a', 80)), false);
     assert.equal(policyMatches(p, conn('b', 8080)), false);

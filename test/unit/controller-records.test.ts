@@ -14,7 +14,7 @@ import {
   type KubeRejection,
   type RecordResult,
 } from '../../controller/kube/records.js';
-import { authzJson, namespaceJson, ok, peerAuthJson, podJson, serviceJson, sliceJson } from '../support/kube-fixtures.js';
+import { authzJson, namespaceJson, ok, peerAuthJson, podJson, serviceJson, sliceJson } from '../../testbed/fixtures/kube-fixtures.js';
 
 describe('namespace and node records', () => {
   it('keeps a namespace name and labels', () => {
@@ -29,7 +29,12 @@ describe('namespace and node records', () => {
       nodeRecord({
         metadata: {
           name: 'n1',
-          labels: { 'topology.kubernetes.io/region': 'eu', 'topology.kubernetes.io/zone': 'eu-1a', 'topology.istio.io/subzone': 'rack7', 'kubernetes.io/os': 'linux' },
+          labels: {
+            'topology.kubernetes.io/region': 'eu',
+            'topology.kubernetes.io/zone': 'eu-1a',
+            'topology.istio.io/subzone': 'rack7',
+            'kubernetes.io/os': 'linux',
+          },
         },
       }),
     );
@@ -52,7 +57,10 @@ describe('pod records', () => {
       ip: ['10.0.0.5', 'fd00::0005'],
       serviceAccount: 'web-sa',
       node: 'node-2',
-      ports: [{ name: 'http', containerPort: 8080 }, { name: 'dns', containerPort: 53, protocol: 'UDP' }],
+      ports: [
+        { name: 'http', containerPort: 8080 },
+        { name: 'dns', containerPort: 53, protocol: 'UDP' },
+      ],
     });
     (json.spec as { initContainers: unknown[] }).initContainers = [
       { name: 'init', ports: [{ name: 'ignored', containerPort: 1 }] },
@@ -114,7 +122,11 @@ describe('service records', () => {
           name: 'web',
           selector: { app: 'web' },
           clusterIP: ['10.96.0.1', 'fd00:96::1'],
-          ports: [{ name: 'http', port: 80, appProtocol: 'http' }, { name: 'grpc', port: 9090, targetPort: 'grpc-port' }, { port: 9000, targetPort: '9001' }],
+          ports: [
+            { name: 'http', port: 80, appProtocol: 'http' },
+            { name: 'grpc', port: 9090, targetPort: 'grpc-port' },
+            { port: 9000, targetPort: '9001' },
+          ],
         }),
       ),
     );
@@ -197,7 +209,16 @@ describe('peer authentication records', () => {
   it('reads the mode, sorts port-level modes and takes the creation time', () => {
     const rec = ok(
       peerAuthenticationRecord(
-        peerAuthJson('apps', 'pa', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '9090': { mode: 'PERMISSIVE' }, '80': { mode: 'DISABLE' } } }, '2026-03-04T05:06:07Z'),
+        peerAuthJson(
+          'apps',
+          'pa',
+          {
+            selector: { matchLabels: { app: 'web' } },
+            mtls: { mode: 'STRICT' },
+            portLevelMtls: { '9090': { mode: 'PERMISSIVE' }, '80': { mode: 'DISABLE' } },
+          },
+          '2026-03-04T05:06:07Z',
+        ),
       ),
     );
     assert.deepEqual(rec, {
@@ -206,7 +227,10 @@ describe('peer authentication records', () => {
       createdAt: Date.parse('2026-03-04T05:06:07Z'),
       selector: { app: 'web' },
       mtlsMode: 'STRICT',
-      portLevelMtls: [{ port: 80, mode: 'DISABLE' }, { port: 9090, mode: 'PERMISSIVE' }],
+      portLevelMtls: [
+        { port: 80, mode: 'DISABLE' },
+        { port: 9090, mode: 'PERMISSIVE' },
+      ],
     });
   });
 
@@ -228,24 +252,54 @@ describe('malformed objects are rejected with the field path, never thrown', () 
     { name: 'null', convert: () => serviceRecord(null), path: '', says: /expected a map/ },
     { name: 'no metadata', convert: () => namespaceRecord({}), path: 'metadata', says: /expected a map/ },
     { name: 'pod without a name', convert: () => podRecord({ metadata: { namespace: 'a' } }), path: 'metadata.name', says: /is required/ },
-    { name: 'pod without a namespace', convert: () => podRecord({ metadata: { name: 'a' } }), path: 'metadata.namespace', says: /is required/ },
-    { name: 'label that is not a string', convert: () => namespaceRecord({ metadata: { name: 'a', labels: { x: 1 } } }), path: 'metadata.labels["x"]', says: /expected a string/ },
-    { name: 'pod IP that is not an IP', convert: () => podRecord(pod((j) => ((j.status as Record<string, unknown>).podIPs = [{ ip: '10.0.0.300' }]))), path: 'status.podIPs[0].ip', says: /not an IP/ },
+    {
+      name: 'pod without a namespace',
+      convert: () => podRecord({ metadata: { name: 'a' } }),
+      path: 'metadata.namespace',
+      says: /is required/,
+    },
+    {
+      name: 'label that is not a string',
+      convert: () => namespaceRecord({ metadata: { name: 'a', labels: { x: 1 } } }),
+      path: 'metadata.labels["x"]',
+      says: /expected a string/,
+    },
+    {
+      name: 'pod IP that is not an IP',
+      convert: () => podRecord(pod((j) => ((j.status as Record<string, unknown>).podIPs = [{ ip: '10.0.0.300' }]))),
+      path: 'status.podIPs[0].ip',
+      says: /not an IP/,
+    },
     {
       name: 'container port out of range',
       convert: () => podRecord(podJson({ name: 'p', ports: [{ containerPort: 70000 }] })),
       path: 'spec.containers[0].ports[0].containerPort',
       says: /not a port/,
     },
-    { name: 'unknown pod phase', convert: () => podRecord(pod((j) => ((j.status as Record<string, unknown>).phase = 'Exploded'))), path: 'status.phase', says: /not one of/ },
-    { name: 'service port 0', convert: () => serviceRecord(serviceJson({ name: 's', ports: [{ port: 0 }] })), path: 'spec.ports[0].port', says: /not a port/ },
+    {
+      name: 'unknown pod phase',
+      convert: () => podRecord(pod((j) => ((j.status as Record<string, unknown>).phase = 'Exploded'))),
+      path: 'status.phase',
+      says: /not one of/,
+    },
+    {
+      name: 'service port 0',
+      convert: () => serviceRecord(serviceJson({ name: 's', ports: [{ port: 0 }] })),
+      path: 'spec.ports[0].port',
+      says: /not a port/,
+    },
     {
       name: 'target port of the wrong type',
       convert: () => serviceRecord(serviceJson({ name: 's', ports: [{ port: 80, targetPort: true as unknown as number }] })),
       path: 'spec.ports[0].targetPort',
       says: /port number or a port name/,
     },
-    { name: 'cluster IP that is not an IP', convert: () => serviceRecord(serviceJson({ name: 's', clusterIP: 'ten' })), path: 'spec.clusterIPs[0]', says: /not an IP/ },
+    {
+      name: 'cluster IP that is not an IP',
+      convert: () => serviceRecord(serviceJson({ name: 's', clusterIP: 'ten' })),
+      path: 'spec.clusterIPs[0]',
+      says: /not an IP/,
+    },
     {
       name: 'slice without addressType',
       convert: () => endpointSliceRecord({ metadata: { namespace: 'a', name: 's' }, endpoints: [] }),
@@ -258,10 +312,18 @@ describe('malformed objects are rejected with the field path, never thrown', () 
       path: 'endpoints[0].addresses[0]',
       says: /not an IP/,
     },
-    { name: 'unknown action', convert: () => authorizationPolicyRecord(authzJson('a', 'p', { action: 'MAYBE' })), path: 'spec.action', says: /not one of/ },
+    {
+      name: 'unknown action',
+      convert: () => authorizationPolicyRecord(authzJson('a', 'p', { action: 'MAYBE' })),
+      path: 'spec.action',
+      says: /not one of/,
+    },
     {
       name: 'selector with targetRef',
-      convert: () => authorizationPolicyRecord(authzJson('a', 'p', { selector: { matchLabels: { a: 'b' } }, targetRef: { kind: 'Gateway', name: 'w' } })),
+      convert: () =>
+        authorizationPolicyRecord(
+          authzJson('a', 'p', { selector: { matchLabels: { a: 'b' } }, targetRef: { kind: 'Gateway', name: 'w' } }),
+        ),
       path: 'spec',
       says: /mutually exclusive/,
     },
@@ -291,14 +353,25 @@ describe('malformed objects are rejected with the field path, never thrown', () 
     },
     {
       name: 'serviceAccounts mixed with principals',
-      convert: () => authorizationPolicyRecord(authzJson('a', 'p', { rules: [{ from: [{ source: { serviceAccounts: ['a/b'], principals: ['x'] } }] }] })),
+      convert: () =>
+        authorizationPolicyRecord(
+          authzJson('a', 'p', { rules: [{ from: [{ source: { serviceAccounts: ['a/b'], principals: ['x'] } }] }] }),
+        ),
       path: 'spec.rules[0].from[0].source',
       says: /serviceAccounts with namespaces or principals/,
     },
-    { name: 'unknown mTLS mode', convert: () => peerAuthenticationRecord(peerAuthJson('a', 'p', { mtls: { mode: 'ON' } })), path: 'spec.mtls.mode', says: /not one of/ },
+    {
+      name: 'unknown mTLS mode',
+      convert: () => peerAuthenticationRecord(peerAuthJson('a', 'p', { mtls: { mode: 'ON' } })),
+      path: 'spec.mtls.mode',
+      says: /not one of/,
+    },
     {
       name: 'port-level key that is not a port',
-      convert: () => peerAuthenticationRecord(peerAuthJson('a', 'p', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { http: { mode: 'STRICT' } } })),
+      convert: () =>
+        peerAuthenticationRecord(
+          peerAuthJson('a', 'p', { selector: { matchLabels: { a: 'b' } }, portLevelMtls: { http: { mode: 'STRICT' } } }),
+        ),
       path: 'spec.portLevelMtls["http"]',
       says: /not a port/,
     },

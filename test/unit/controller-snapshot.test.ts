@@ -10,7 +10,7 @@ import { objectKey, type PodRecord } from '../../controller/kube/records.js';
 import { buildWds, WdsCache, type ClusterState, type WdsSnapshot } from '../../controller/model/snapshot.js';
 import { istio } from '../../lib/proto/index.js';
 import { contentVersion, type ResourceSet } from '../../lib/xds/resource.js';
-import { authz, clusterState, mapWith, node, ns, peerAuth, pod, slice, svc, withState } from '../support/kube-fixtures.js';
+import { authz, clusterState, mapWith, node, ns, peerAuth, pod, slice, svc, withState } from '../../testbed/fixtures/kube-fixtures.js';
 
 const AMBIENT = { 'istio.io/dataplane-mode': 'ambient' };
 
@@ -80,7 +80,12 @@ describe('WDS snapshot resources', () => {
       'apps/legacy.apps.svc.cluster.local',
       'apps/web.apps.svc.cluster.local',
     ]);
-    assert.deepEqual([...s.authorizations.keys()].sort(), ['apps/allow-web', 'apps/http-only', 'apps/ns-deny', 'istio-system/istio_converted_static_strict']);
+    assert.deepEqual([...s.authorizations.keys()].sort(), [
+      'apps/allow-web',
+      'apps/http-only',
+      'apps/ns-deny',
+      'istio-system/istio_converted_static_strict',
+    ]);
   });
 
   it('versions every resource by the hash of its encoded body', () => {
@@ -120,7 +125,13 @@ describe('WDS snapshot resources', () => {
   it('sends converted port-level PeerAuthentication policies', () => {
     const state = withState(small(), {
       peerAuthentications: new Map(
-        [peerAuth('apps', 'web-ports', { selector: { matchLabels: { app: 'web' } }, mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'PERMISSIVE' } } })].map((p) => [objectKey(p), p]),
+        [
+          peerAuth('apps', 'web-ports', {
+            selector: { matchLabels: { app: 'web' } },
+            mtls: { mode: 'STRICT' },
+            portLevelMtls: { '8080': { mode: 'PERMISSIVE' } },
+          }),
+        ].map((p) => [objectKey(p), p]),
       ),
     });
     const s = buildWds(state);
@@ -135,7 +146,13 @@ describe('incremental rebuilds', () => {
     let state = small();
     buildWds(state, { cache });
     state = replacePod(state, pod({ namespace: 'apps', name: 'web-3', labels: { app: 'web' }, ip: '10.0.0.9' }));
-    state = withState(state, { services: mapWith(state.services, 'apps/db', svc({ namespace: 'apps', name: 'db', selector: { app: 'web' }, clusterIP: '10.96.0.2' })) });
+    state = withState(state, {
+      services: mapWith(
+        state.services,
+        'apps/db',
+        svc({ namespace: 'apps', name: 'db', selector: { app: 'web' }, clusterIP: '10.96.0.2' }),
+      ),
+    });
     state = withState(state, { authorizationPolicies: mapWith(state.authorizationPolicies, 'apps/allow-web', undefined) });
     state = withState(state, { nodes: mapWith(state.nodes, 'node-2', node('node-2', { 'topology.kubernetes.io/zone': 'z9' })) });
     const incremental = buildWds(state, { cache });
@@ -157,7 +174,10 @@ describe('incremental rebuilds', () => {
     const cache = new WdsCache();
     const state = small();
     const a = buildWds(state, { cache });
-    const b = buildWds(replacePod(state, pod({ namespace: 'apps', name: 'web-2', labels: { app: 'web' }, ip: '10.0.0.2', node: 'node-2', ready: false })), { cache });
+    const b = buildWds(
+      replacePod(state, pod({ namespace: 'apps', name: 'web-2', labels: { app: 'web' }, ip: '10.0.0.2', node: 'node-2', ready: false })),
+      { cache },
+    );
     assert.deepEqual(changed(a.addresses, b.addresses), [WEB2]);
     assert.deepEqual(changed(a.authorizations, b.authorizations), []);
     assert.equal(b.stats.workloadsRecomputed, 1);
@@ -182,19 +202,42 @@ describe('incremental rebuilds', () => {
     const cache = new WdsCache();
     const state = small();
     const a = buildWds(state, { cache });
-    const webSvc = svc({ namespace: 'apps', name: 'web', selector: { app: 'web' }, clusterIP: '10.96.0.1', ports: [{ name: 'http', port: 80, targetPort: 9090 }] });
+    const webSvc = svc({
+      namespace: 'apps',
+      name: 'web',
+      selector: { app: 'web' },
+      clusterIP: '10.96.0.1',
+      ports: [{ name: 'http', port: 80, targetPort: 9090 }],
+    });
     const b = buildWds(withState(state, { services: mapWith(state.services, 'apps/web', webSvc) }), { cache });
     assert.deepEqual(changed(a.addresses, b.addresses), [WEB1, WEB2, 'apps/web.apps.svc.cluster.local']);
-    const legacySvc = svc({ namespace: 'apps', name: 'legacy', clusterIP: '10.96.0.3', ports: [{ name: 'tcp', port: 7000, targetPort: 7002 }] });
+    const legacySvc = svc({
+      namespace: 'apps',
+      name: 'legacy',
+      clusterIP: '10.96.0.3',
+      ports: [{ name: 'tcp', port: 7000, targetPort: 7002 }],
+    });
     const c = buildWds(withState(state, { services: mapWith(state.services, 'apps/legacy', legacySvc) }), { cache });
-    assert.deepEqual(changed(b.addresses, c.addresses), [LEGACY1, WEB1, WEB2, 'apps/legacy.apps.svc.cluster.local', 'apps/web.apps.svc.cluster.local']);
+    assert.deepEqual(changed(b.addresses, c.addresses), [
+      LEGACY1,
+      WEB1,
+      WEB2,
+      'apps/legacy.apps.svc.cluster.local',
+      'apps/web.apps.svc.cluster.local',
+    ]);
   });
 
   it('a selector change moves a service between workloads (old and new selections rebuilt)', () => {
     const cache = new WdsCache();
     const state = small();
     const a = buildWds(state, { cache });
-    const moved = svc({ namespace: 'apps', name: 'db', selector: { app: 'web' }, clusterIP: '10.96.0.2', ports: [{ name: 'tcp', port: 5432 }] });
+    const moved = svc({
+      namespace: 'apps',
+      name: 'db',
+      selector: { app: 'web' },
+      clusterIP: '10.96.0.2',
+      ports: [{ name: 'tcp', port: 5432 }],
+    });
     const b = buildWds(withState(state, { services: mapWith(state.services, 'apps/db', moved) }), { cache });
     assert.deepEqual(changed(a.addresses, b.addresses), [DB1, WEB1, WEB2]);
     assert.deepEqual(Object.keys(decodeWorkload(b, DB1).services), []);
@@ -220,11 +263,14 @@ describe('incremental rebuilds', () => {
     assert.deepEqual(decodeWorkload(b, WEB1).authorizationPolicies, ['apps/allow-web']);
   });
 
-  it('a node\'s locality change touches the workloads on it', () => {
+  it("a node's locality change touches the workloads on it", () => {
     const cache = new WdsCache();
     const state = small();
     const a = buildWds(state, { cache });
-    const b = buildWds(withState(state, { nodes: mapWith(state.nodes, 'node-1', node('node-1', { 'topology.kubernetes.io/zone': 'z7' })) }), { cache });
+    const b = buildWds(
+      withState(state, { nodes: mapWith(state.nodes, 'node-1', node('node-1', { 'topology.kubernetes.io/zone': 'z7' })) }),
+      { cache },
+    );
     assert.deepEqual(changed(a.addresses, b.addresses), [LEGACY1, WEB1]);
   });
 
@@ -244,7 +290,9 @@ describe('incremental rebuilds', () => {
     buildWds(state, { cache });
     const gone = buildWds(withState(state, { pods: mapWith(state.pods, 'apps/web-1', undefined) }), { cache });
     assert.ok(!gone.addresses.has(WEB1));
-    const done = buildWds(replacePod(state, pod({ namespace: 'apps', name: 'db-1', labels: { app: 'db' }, phase: 'Succeeded' })), { cache });
+    const done = buildWds(replacePod(state, pod({ namespace: 'apps', name: 'db-1', labels: { app: 'db' }, phase: 'Succeeded' })), {
+      cache,
+    });
     assert.ok(!done.addresses.has(DB1) && done.addresses.has(WEB1));
   });
 
@@ -282,13 +330,28 @@ describe('incremental rebuilds match full builds', () => {
         const namespace = pick(nss);
         const name = `p-${Math.floor(r() * 6)}`;
         const remove = r() < 0.2;
-        const p = pod({ namespace, name, labels: { app: pick(apps) }, ip: `10.1.0.${Math.floor(r() * 200)}`, node: pick(['node-1', 'node-2']), ready: r() < 0.8 });
+        const p = pod({
+          namespace,
+          name,
+          labels: { app: pick(apps) },
+          ip: `10.1.0.${Math.floor(r() * 200)}`,
+          node: pick(['node-1', 'node-2']),
+          ready: r() < 0.8,
+        });
         return withState(state, { pods: mapWith(state.pods, `${namespace}/${name}`, remove ? undefined : p) });
       },
       () => {
         const namespace = pick(nss);
         const name = pick(apps);
-        const s = r() < 0.15 ? undefined : svc({ namespace, name, selector: r() < 0.8 ? { app: pick(apps) } : undefined, ports: [{ name: 'http', port: 80, targetPort: pick([8080, 9090, 'http']) }] });
+        const s =
+          r() < 0.15
+            ? undefined
+            : svc({
+                namespace,
+                name,
+                selector: r() < 0.8 ? { app: pick(apps) } : undefined,
+                ports: [{ name: 'http', port: 80, targetPort: pick([8080, 9090, 'http']) }],
+              });
         return withState(state, { services: mapWith(state.services, `${namespace}/${name}`, s) });
       },
       () => {
@@ -301,7 +364,10 @@ describe('incremental rebuilds match full builds', () => {
       () => {
         const namespace = pick([...nss, 'istio-system']);
         const name = `ap-${Math.floor(r() * 3)}`;
-        const spec = r() < 0.7 ? { selector: { matchLabels: { app: pick(apps) } }, rules: [{}] } : { action: 'DENY', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] };
+        const spec =
+          r() < 0.7
+            ? { selector: { matchLabels: { app: pick(apps) } }, rules: [{}] }
+            : { action: 'DENY', rules: [{ to: [{ operation: { methods: ['GET'] } }] }] };
         const a = r() < 0.2 ? undefined : authz(namespace, name, spec);
         return withState(state, { authorizationPolicies: mapWith(state.authorizationPolicies, `${namespace}/${name}`, a) });
       },
@@ -311,7 +377,11 @@ describe('incremental rebuilds match full builds', () => {
         const spec =
           r() < 0.5
             ? { mtls: { mode: pick(['STRICT', 'PERMISSIVE', 'UNSET']) } }
-            : { selector: { matchLabels: { app: pick(apps) } }, mtls: { mode: pick(['STRICT', 'PERMISSIVE']) }, portLevelMtls: { '8080': { mode: pick(['STRICT', 'PERMISSIVE']) } } };
+            : {
+                selector: { matchLabels: { app: pick(apps) } },
+                mtls: { mode: pick(['STRICT', 'PERMISSIVE']) },
+                portLevelMtls: { '8080': { mode: pick(['STRICT', 'PERMISSIVE']) } },
+              };
         const p = r() < 0.25 ? undefined : peerAuth(namespace, name, spec);
         return withState(state, { peerAuthentications: mapWith(state.peerAuthentications, `${namespace}/${name}`, p) });
       },
@@ -321,7 +391,9 @@ describe('incremental rebuilds match full builds', () => {
       },
       () => {
         const name = pick(['node-1', 'node-2']);
-        return withState(state, { nodes: mapWith(state.nodes, name, node(name, { 'topology.kubernetes.io/zone': pick(['z1', 'z2', 'z3']) })) });
+        return withState(state, {
+          nodes: mapWith(state.nodes, name, node(name, { 'topology.kubernetes.io/zone': pick(['z1', 'z2', 'z3']) })),
+        });
       },
     ];
     for (let step = 0; step < 300; step++) {
@@ -345,13 +417,30 @@ describe('scale', () => {
     for (let s = 0; s < 1000; s++) {
       const namespace = `ns-${s % 20}`;
       const app = `app-${s}`;
-      services.push(svc({ namespace, name: app, selector: { app }, clusterIP: `10.96.${s >> 8}.${s & 255}`, ports: [{ name: 'http', port: 80, targetPort: 'http' }] }));
+      services.push(
+        svc({
+          namespace,
+          name: app,
+          selector: { app },
+          clusterIP: `10.96.${s >> 8}.${s & 255}`,
+          ports: [{ name: 'http', port: 80, targetPort: 'http' }],
+        }),
+      );
       const eps = [];
       for (let r = 0; r < 10; r++) {
         const n = s * 10 + r;
         const ip = `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}`;
         const name = `${app}-${r}`;
-        pods.push(pod({ namespace, name, labels: { app, version: 'v1' }, ip, node: `node-${n % 100}`, ports: [{ name: 'http', containerPort: 8080 }] }));
+        pods.push(
+          pod({
+            namespace,
+            name,
+            labels: { app, version: 'v1' },
+            ip,
+            node: `node-${n % 100}`,
+            ports: [{ name: 'http', containerPort: 8080 }],
+          }),
+        );
         eps.push({ ip, pod: name });
       }
       slices.push(slice({ namespace, name: `${app}-x`, service: app, ports: [{ name: 'http', port: 8080 }], endpoints: eps }));
@@ -392,7 +481,14 @@ describe('scale', () => {
     let cur = state;
     let last = full;
     for (let i = 0; i < 9; i++) {
-      const target = pod({ namespace: 'ns-3', name: 'app-3-4', labels: { app: 'app-3', version: `v${i + 2}` }, ip: '10.0.0.34', node: 'node-34', ports: [{ name: 'http', containerPort: 8080 }] });
+      const target = pod({
+        namespace: 'ns-3',
+        name: 'app-3-4',
+        labels: { app: 'app-3', version: `v${i + 2}` },
+        ip: '10.0.0.34',
+        node: 'node-34',
+        ports: [{ name: 'http', containerPort: 8080 }],
+      });
       cur = replacePod(cur, target);
       const [next, ms] = time(() => buildWds(cur, { cache }));
       podMs.push(ms);
@@ -402,7 +498,13 @@ describe('scale', () => {
     }
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
-    const svcChange = svc({ namespace: 'ns-5', name: 'app-5', selector: { app: 'app-5' }, clusterIP: '10.96.0.5', ports: [{ name: 'http', port: 81, targetPort: 'http' }] });
+    const svcChange = svc({
+      namespace: 'ns-5',
+      name: 'app-5',
+      selector: { app: 'app-5' },
+      clusterIP: '10.96.0.5',
+      ports: [{ name: 'http', port: 81, targetPort: 'http' }],
+    });
     cur = withState(cur, { services: mapWith(cur.services, 'ns-5/app-5', svcChange) });
     const [afterSvc, svcMs] = time(() => buildWds(cur, { cache }));
     assert.equal(afterSvc.stats.workloadsRecomputed, 10);
@@ -416,8 +518,12 @@ describe('scale', () => {
     const [fresh, freshMs] = time(() => buildWds(cur));
     assert.deepEqual(versions(afterPol), versions(fresh));
 
-    t.diagnostic(`full build (10k pods, 1k services, 100 policies): ${fullMs.toFixed(1)} ms; again without a cache: ${freshMs.toFixed(1)} ms`);
-    t.diagnostic(`one-pod change rebuild: median ${median(podMs).toFixed(2)} ms (first ${podMs[0]?.toFixed(2)} ms, ${podMs.map((x) => x.toFixed(2)).join(' ')})`);
+    t.diagnostic(
+      `full build (10k pods, 1k services, 100 policies): ${fullMs.toFixed(1)} ms; again without a cache: ${freshMs.toFixed(1)} ms`,
+    );
+    t.diagnostic(
+      `one-pod change rebuild: median ${median(podMs).toFixed(2)} ms (first ${podMs[0]?.toFixed(2)} ms, ${podMs.map((x) => x.toFixed(2)).join(' ')})`,
+    );
     t.diagnostic(`one-service change (10 workloads): ${svcMs.toFixed(2)} ms; one-policy selector change: ${polMs.toFixed(2)} ms`);
   });
 });

@@ -9,7 +9,7 @@ import { convertPeerAuthentication, namespacePolicy, workloadPeerAuthentication 
 import { appProtocolOf, buildService } from '../../controller/model/services.js';
 import { buildWorkload, canonicalService, workloadIdentity, type WorkloadInputs } from '../../controller/model/workloads.js';
 import { istio } from '../../lib/proto/index.js';
-import { authz, node, ns, peerAuth, pod, slice, svc, type PodSpec } from '../support/kube-fixtures.js';
+import { authz, node, ns, peerAuth, pod, slice, svc, type PodSpec } from '../../testbed/fixtures/kube-fixtures.js';
 
 const opts = modelOptions();
 const AMBIENT = { 'istio.io/dataplane-mode': 'ambient' };
@@ -36,11 +36,35 @@ function workload(p: PodSpec, over: Partial<WorkloadInputs> = {}, o = opts): ist
 
 describe('ambient enrollment', () => {
   const cases: readonly { name: string; nsLabels: Record<string, string>; pod: PodSpec; enrolled: boolean; reason: string }[] = [
-    { name: 'enrolls a pod in a namespace labelled ambient', nsLabels: AMBIENT, pod: { name: 'a' }, enrolled: true, reason: 'namespace-label' },
+    {
+      name: 'enrolls a pod in a namespace labelled ambient',
+      nsLabels: AMBIENT,
+      pod: { name: 'a' },
+      enrolled: true,
+      reason: 'namespace-label',
+    },
     { name: 'does not enroll a pod in an unlabelled namespace', nsLabels: {}, pod: { name: 'a' }, enrolled: false, reason: 'not-selected' },
-    { name: 'lets a pod opt out with dataplane-mode none', nsLabels: AMBIENT, pod: { name: 'a', labels: { 'istio.io/dataplane-mode': 'none' } }, enrolled: false, reason: 'pod-opt-out' },
-    { name: 'enrolls a pod labelled ambient in an unlabelled namespace', nsLabels: {}, pod: { name: 'a', labels: AMBIENT }, enrolled: true, reason: 'pod-label' },
-    { name: 'never enrolls a host-network pod', nsLabels: AMBIENT, pod: { name: 'a', hostNetwork: true, labels: AMBIENT }, enrolled: false, reason: 'host-network' },
+    {
+      name: 'lets a pod opt out with dataplane-mode none',
+      nsLabels: AMBIENT,
+      pod: { name: 'a', labels: { 'istio.io/dataplane-mode': 'none' } },
+      enrolled: false,
+      reason: 'pod-opt-out',
+    },
+    {
+      name: 'enrolls a pod labelled ambient in an unlabelled namespace',
+      nsLabels: {},
+      pod: { name: 'a', labels: AMBIENT },
+      enrolled: true,
+      reason: 'pod-label',
+    },
+    {
+      name: 'never enrolls a host-network pod',
+      nsLabels: AMBIENT,
+      pod: { name: 'a', hostNetwork: true, labels: AMBIENT },
+      enrolled: false,
+      reason: 'host-network',
+    },
     {
       name: 'never enrolls a pod with an injected sidecar',
       nsLabels: AMBIENT,
@@ -55,7 +79,13 @@ describe('ambient enrollment', () => {
       enrolled: false,
       reason: 'ztunnel',
     },
-    { name: 'ignores other values of the namespace label', nsLabels: { 'istio.io/dataplane-mode': 'sidecar' }, pod: { name: 'a' }, enrolled: false, reason: 'not-selected' },
+    {
+      name: 'ignores other values of the namespace label',
+      nsLabels: { 'istio.io/dataplane-mode': 'sidecar' },
+      pod: { name: 'a' },
+      enrolled: false,
+      reason: 'not-selected',
+    },
   ];
   for (const c of cases) {
     it(c.name, () => {
@@ -74,7 +104,7 @@ describe('ambient enrollment', () => {
     assert.equal(workload({ name: 'host', ip: '192.168.0.1', hostNetwork: true }).networkMode, istio.workload.NetworkMode.HOST_NETWORK);
   });
 
-  it('trusts istio-cni\'s redirection annotation and the native-tunnel label as HBONE', () => {
+  it("trusts istio-cni's redirection annotation and the native-tunnel label as HBONE", () => {
     const annotated = workload({ name: 'a', annotations: { 'ambient.istio.io/redirection': 'enabled' } }, { namespace: ns('default') });
     assert.equal(annotated.tunnelProtocol, T.HBONE);
     const native = workload({ name: 'b', labels: { 'networking.istio.io/tunnel': 'http' } }, { namespace: ns('default') });
@@ -84,7 +114,7 @@ describe('ambient enrollment', () => {
 });
 
 describe('workload identity fields', () => {
-  it('names the workload by Istio\'s uid and carries its addresses as raw bytes', () => {
+  it("names the workload by Istio's uid and carries its addresses as raw bytes", () => {
     const w = workload({ namespace: 'apps', name: 'web-1', ip: ['10.0.0.5', 'fd00::5'], serviceAccount: 'web', node: 'node-7' });
     assert.equal(w.uid, 'Kubernetes//Pod/apps/web-1');
     assert.deepEqual(w.addresses, [Uint8Array.of(10, 0, 0, 5), Uint8Array.of(0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5)]);
@@ -95,7 +125,11 @@ describe('workload identity fields', () => {
   });
 
   it('uses the configured cluster id, network and a non-default trust domain', () => {
-    const w = workload({ name: 'p', ip: '10.0.0.1' }, {}, modelOptions({ clusterId: 'east', network: 'net-1', trustDomain: 'example.org' }));
+    const w = workload(
+      { name: 'p', ip: '10.0.0.1' },
+      {},
+      modelOptions({ clusterId: 'east', network: 'net-1', trustDomain: 'example.org' }),
+    );
     assert.equal(w.uid, 'east//Pod/default/p');
     assert.equal(w.clusterId, 'east');
     assert.equal(w.network, 'net-1');
@@ -121,8 +155,24 @@ describe('workload identity fields', () => {
   for (const [name, p, status] of health) it(`reports health: ${name}`, () => assert.equal(workload(p).status, status));
 
   const canon: readonly [string, Record<string, string>, string, string][] = [
-    ['canonical labels win', { 'service.istio.io/canonical-name': 'c', 'app.kubernetes.io/name': 'k', app: 'a', 'service.istio.io/canonical-revision': 'r1', version: 'v9' }, 'c', 'r1'],
-    ['app.kubernetes.io labels before app/version', { 'app.kubernetes.io/name': 'k', app: 'a', 'app.kubernetes.io/version': 'v2', version: 'v9' }, 'k', 'v2'],
+    [
+      'canonical labels win',
+      {
+        'service.istio.io/canonical-name': 'c',
+        'app.kubernetes.io/name': 'k',
+        app: 'a',
+        'service.istio.io/canonical-revision': 'r1',
+        version: 'v9',
+      },
+      'c',
+      'r1',
+    ],
+    [
+      'app.kubernetes.io labels before app/version',
+      { 'app.kubernetes.io/name': 'k', app: 'a', 'app.kubernetes.io/version': 'v2', version: 'v9' },
+      'k',
+      'v2',
+    ],
     ['app and version', { app: 'a', version: 'v1' }, 'a', 'v1'],
     ['workload name and latest when unlabelled', {}, 'wl', 'latest'],
   ];
@@ -134,7 +184,12 @@ describe('workload identity fields', () => {
   const owners: readonly [string, Parameters<typeof workloadIdentity>[0], string, istio.workload.WorkloadType][] = [
     [
       'a ReplicaSet pod is its Deployment',
-      { name: 'web-6d9f-abcde', generateName: 'web-6d9f-', controller: { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-6d9f' }, labels: { 'pod-template-hash': '6d9f' } },
+      {
+        name: 'web-6d9f-abcde',
+        generateName: 'web-6d9f-',
+        controller: { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-6d9f' },
+        labels: { 'pod-template-hash': '6d9f' },
+      },
       'web',
       W.DEPLOYMENT,
     ],
@@ -145,12 +200,22 @@ describe('workload identity fields', () => {
       W.DEPLOYMENT,
     ],
     [
-      'a CronJob\'s Job pod is its CronJob',
-      { name: 'backup-29000000-x', generateName: 'backup-29000000-', controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'backup-29000000' }, labels: {} },
+      "a CronJob's Job pod is its CronJob",
+      {
+        name: 'backup-29000000-x',
+        generateName: 'backup-29000000-',
+        controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'backup-29000000' },
+        labels: {},
+      },
       'backup',
       W.CRONJOB,
     ],
-    ['a Job pod is its Job', { name: 'once-x', generateName: 'once-', controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'once' }, labels: {} }, 'once', W.JOB],
+    [
+      'a Job pod is its Job',
+      { name: 'once-x', generateName: 'once-', controller: { apiVersion: 'batch/v1', kind: 'Job', name: 'once' }, labels: {} },
+      'once',
+      W.JOB,
+    ],
     [
       'a StatefulSet pod is named after the set, typed POD',
       { name: 'db-0', generateName: 'db-', controller: { apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db' }, labels: {} },
@@ -158,11 +223,17 @@ describe('workload identity fields', () => {
       W.POD,
     ],
     ['a bare pod is itself', { name: 'debug', generateName: '', controller: undefined, labels: {} }, 'debug', W.POD],
-    ['the workload-name label overrides', { name: 'debug', generateName: '', controller: undefined, labels: { 'service.istio.io/workload-name': 'tools' } }, 'tools', W.POD],
+    [
+      'the workload-name label overrides',
+      { name: 'debug', generateName: '', controller: undefined, labels: { 'service.istio.io/workload-name': 'tools' } },
+      'tools',
+      W.POD,
+    ],
   ];
-  for (const [name, p, wn, wt] of owners) it(`names the workload: ${name}`, () => assert.deepEqual(workloadIdentity(p), { name: wn, type: wt }));
+  for (const [name, p, wn, wt] of owners)
+    it(`names the workload: ${name}`, () => assert.deepEqual(workloadIdentity(p), { name: wn, type: wt }));
 
-  it('carries locality from the node\'s topology labels', () => {
+  it("carries locality from the node's topology labels", () => {
     const n = node('node-1', { 'topology.kubernetes.io/region': 'eu-west', 'topology.kubernetes.io/zone': 'eu-west-1b' });
     assert.deepEqual(workload({ name: 'p', ip: '10.0.0.1' }, { node: n }).locality, { region: 'eu-west', zone: 'eu-west-1b', subzone: '' });
     assert.equal(workload({ name: 'p', ip: '10.0.0.1' }, { node: node('node-1') }).locality, undefined);
@@ -172,12 +243,25 @@ describe('workload identity fields', () => {
 });
 
 describe('workload services', () => {
-  const web = svc({ namespace: 'default', name: 'web', selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, targetPort: 'grpc' }] });
+  const web = svc({
+    namespace: 'default',
+    name: 'web',
+    selector: { app: 'web' },
+    ports: [
+      { name: 'http', port: 80, targetPort: 8080 },
+      { name: 'grpc', port: 9090, targetPort: 'grpc' },
+    ],
+  });
 
   it('maps the ports of the services whose selector matches', () => {
     const w = workload({ name: 'web-1', labels: { app: 'web' }, ports: [{ name: 'grpc', containerPort: 9999 }] }, { services: [web] });
     assert.deepEqual(w.services, {
-      'default/web.default.svc.cluster.local': { ports: [{ servicePort: 80, targetPort: 8080 }, { servicePort: 9090, targetPort: 9999 }] },
+      'default/web.default.svc.cluster.local': {
+        ports: [
+          { servicePort: 80, targetPort: 8080 },
+          { servicePort: 9090, targetPort: 9999 },
+        ],
+      },
     });
   });
 
@@ -187,9 +271,19 @@ describe('workload services', () => {
   });
 
   it('resolves a named target port through the EndpointSlice when the pod record has no container ports', () => {
-    const es = slice({ name: 'web-x', service: 'web', ports: [{ name: 'grpc', port: 7070 }], endpoints: [{ ip: '10.0.0.1', pod: 'web-1' }] });
+    const es = slice({
+      name: 'web-x',
+      service: 'web',
+      ports: [{ name: 'grpc', port: 7070 }],
+      endpoints: [{ ip: '10.0.0.1', pod: 'web-1' }],
+    });
     const w = workload({ name: 'web-1', labels: { app: 'web' }, ip: '10.0.0.1' }, { services: [web], endpointSlices: [es] });
-    assert.deepEqual(w.services?.['default/web.default.svc.cluster.local'], { ports: [{ servicePort: 80, targetPort: 8080 }, { servicePort: 9090, targetPort: 7070 }] });
+    assert.deepEqual(w.services?.['default/web.default.svc.cluster.local'], {
+      ports: [
+        { servicePort: 80, targetPort: 8080 },
+        { servicePort: 9090, targetPort: 7070 },
+      ],
+    });
   });
 
   it('adds a selector-less service whose EndpointSlice lists the pod', () => {
@@ -214,7 +308,10 @@ describe('workload services', () => {
 
 describe('WDS services', () => {
   it('names the service by its cluster-domain hostname and sends its cluster IPs as VIPs', () => {
-    const s = buildService(svc({ namespace: 'apps', name: 'web', clusterIP: ['10.96.0.7', 'fd00::7'], ports: [{ name: 'http', port: 80, targetPort: 8080 }] }), opts);
+    const s = buildService(
+      svc({ namespace: 'apps', name: 'web', clusterIP: ['10.96.0.7', 'fd00::7'], ports: [{ name: 'http', port: 80, targetPort: 8080 }] }),
+      opts,
+    );
     assert.deepEqual(s, {
       name: 'web',
       namespace: 'apps',
@@ -231,7 +328,10 @@ describe('WDS services', () => {
   });
 
   it('sends a headless service without VIPs and a named target port as 0', () => {
-    const s = buildService(svc({ name: 'db', clusterIP: 'None', ports: [{ name: 'tcp-db', port: 5432, targetPort: 'db' }] }), modelOptions({ clusterDomain: 'corp.internal' }));
+    const s = buildService(
+      svc({ name: 'db', clusterIP: 'None', ports: [{ name: 'tcp-db', port: 5432, targetPort: 'db' }] }),
+      modelOptions({ clusterDomain: 'corp.internal' }),
+    );
     assert.equal(s?.hostname, 'db.default.svc.corp.internal');
     assert.deepEqual(s?.addresses, []);
     assert.deepEqual(s?.ports, [{ servicePort: 5432, targetPort: 0, appProtocol: istio.workload.AppProtocol.TCP }]);
@@ -256,7 +356,10 @@ describe('WDS services', () => {
 
   it('turns internalTrafficPolicy Local into node-strict load balancing', () => {
     const rec = { ...svc({ name: 'local' }), internalTrafficPolicy: 'Local' as const };
-    assert.deepEqual(buildService(rec, opts)?.loadBalancing, { routingPreference: [istio.workload.LoadBalancing.Scope.NODE], mode: istio.workload.LoadBalancing.Mode.STRICT });
+    assert.deepEqual(buildService(rec, opts)?.loadBalancing, {
+      routingPreference: [istio.workload.LoadBalancing.Scope.NODE],
+      mode: istio.workload.LoadBalancing.Mode.STRICT,
+    });
   });
 });
 
@@ -267,14 +370,22 @@ describe('workload authorization policies', () => {
 
   it('lists the selector policies that select the pod, sorted', () => {
     assert.deepEqual(
-      policies(['apps', 'zz', { selector: { matchLabels: { app: 'web' } } }], ['apps', 'aa', { selector: { matchLabels: { app: 'web' } } }], ['apps', 'other', { selector: { matchLabels: { app: 'db' } } }]),
+      policies(
+        ['apps', 'zz', { selector: { matchLabels: { app: 'web' } } }],
+        ['apps', 'aa', { selector: { matchLabels: { app: 'web' } } }],
+        ['apps', 'other', { selector: { matchLabels: { app: 'db' } } }],
+      ),
       ['apps/aa', 'apps/zz'],
     );
   });
 
   it('lists root-namespace selector policies but not namespace-wide or other-namespace ones', () => {
     assert.deepEqual(
-      policies(['istio-system', 'mesh-web', { selector: { matchLabels: { app: 'web' } } }], ['apps', 'ns-wide', {}], ['other', 'x', { selector: { matchLabels: { app: 'web' } } }]),
+      policies(
+        ['istio-system', 'mesh-web', { selector: { matchLabels: { app: 'web' } } }],
+        ['apps', 'ns-wide', {}],
+        ['other', 'x', { selector: { matchLabels: { app: 'web' } } }],
+      ),
       ['istio-system/mesh-web'],
     );
   });
@@ -292,16 +403,44 @@ describe('PeerAuthentication → STRICT reference', () => {
     { name: 'no PeerAuthentication: nothing', pas: [], want: [] },
     { name: 'mesh STRICT', pas: [['istio-system', 'mesh', { mtls: { mode: 'STRICT' } }]], want: [STATIC] },
     { name: 'namespace STRICT', pas: [['apps', 'ns', { mtls: { mode: 'STRICT' } }]], want: [STATIC] },
-    { name: 'namespace PERMISSIVE overrides mesh STRICT', pas: [['istio-system', 'mesh', { mtls: { mode: 'STRICT' } }], ['apps', 'ns', { mtls: { mode: 'PERMISSIVE' } }]], want: [] },
-    { name: 'namespace UNSET inherits mesh STRICT', pas: [['istio-system', 'mesh', { mtls: { mode: 'STRICT' } }], ['apps', 'ns', {}]], want: [STATIC] },
-    { name: 'workload PERMISSIVE overrides namespace STRICT', pas: [['apps', 'ns', { mtls: { mode: 'STRICT' } }], ['apps', 'wl', { ...sel, mtls: { mode: 'PERMISSIVE' } }]], want: [] },
+    {
+      name: 'namespace PERMISSIVE overrides mesh STRICT',
+      pas: [
+        ['istio-system', 'mesh', { mtls: { mode: 'STRICT' } }],
+        ['apps', 'ns', { mtls: { mode: 'PERMISSIVE' } }],
+      ],
+      want: [],
+    },
+    {
+      name: 'namespace UNSET inherits mesh STRICT',
+      pas: [
+        ['istio-system', 'mesh', { mtls: { mode: 'STRICT' } }],
+        ['apps', 'ns', {}],
+      ],
+      want: [STATIC],
+    },
+    {
+      name: 'workload PERMISSIVE overrides namespace STRICT',
+      pas: [
+        ['apps', 'ns', { mtls: { mode: 'STRICT' } }],
+        ['apps', 'wl', { ...sel, mtls: { mode: 'PERMISSIVE' } }],
+      ],
+      want: [],
+    },
     { name: 'workload STRICT', pas: [['apps', 'wl', { ...sel, mtls: { mode: 'STRICT' } }]], want: [STATIC] },
     { name: 'DISABLE is not STRICT', pas: [['apps', 'ns', { mtls: { mode: 'DISABLE' } }]], want: [] },
-    { name: 'a selector that does not match is ignored', pas: [['apps', 'wl', { selector: { matchLabels: { app: 'db' } }, mtls: { mode: 'STRICT' } }]], want: [] },
+    {
+      name: 'a selector that does not match is ignored',
+      pas: [['apps', 'wl', { selector: { matchLabels: { app: 'db' } }, mtls: { mode: 'STRICT' } }]],
+      want: [],
+    },
     { name: 'another namespace is ignored', pas: [['other', 'ns', { mtls: { mode: 'STRICT' } }]], want: [] },
     {
       name: 'the oldest namespace policy wins',
-      pas: [['apps', 'new', { mtls: { mode: 'PERMISSIVE' } }, '2026-02-01T00:00:00Z'], ['apps', 'old', { mtls: { mode: 'STRICT' } }, '2026-01-01T00:00:00Z']],
+      pas: [
+        ['apps', 'new', { mtls: { mode: 'PERMISSIVE' } }, '2026-02-01T00:00:00Z'],
+        ['apps', 'old', { mtls: { mode: 'STRICT' } }, '2026-01-01T00:00:00Z'],
+      ],
       want: [STATIC],
     },
     {
@@ -329,7 +468,11 @@ describe('PeerAuthentication → STRICT reference', () => {
   });
 
   it('converts a PERMISSIVE port exception of a STRICT workload into one DENY with not_destination_ports', () => {
-    const wl = peerAuth('apps', 'wl', { ...sel, mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'PERMISSIVE' }, '9000': { mode: 'DISABLE' } } });
+    const wl = peerAuth('apps', 'wl', {
+      ...sel,
+      mtls: { mode: 'STRICT' },
+      portLevelMtls: { '8080': { mode: 'PERMISSIVE' }, '9000': { mode: 'DISABLE' } },
+    });
     assert.deepEqual(convertPeerAuthentication(wl, undefined, undefined, 'istio-system'), {
       name: 'converted_peer_authentication_wl',
       namespace: 'apps',
@@ -363,13 +506,26 @@ describe('PeerAuthentication → STRICT reference', () => {
   });
 
   it('converts nothing for namespace-wide, root-namespace or all-STRICT policies', () => {
-    assert.equal(convertPeerAuthentication(peerAuth('apps', 'ns', { mtls: { mode: 'STRICT' } }), undefined, undefined, 'istio-system'), undefined);
     assert.equal(
-      convertPeerAuthentication(peerAuth('istio-system', 'x', { ...sel, portLevelMtls: { '80': { mode: 'PERMISSIVE' } } }), undefined, undefined, 'istio-system'),
+      convertPeerAuthentication(peerAuth('apps', 'ns', { mtls: { mode: 'STRICT' } }), undefined, undefined, 'istio-system'),
       undefined,
     );
     assert.equal(
-      convertPeerAuthentication(peerAuth('apps', 'wl', { ...sel, mtls: { mode: 'STRICT' }, portLevelMtls: { '80': { mode: 'STRICT' } } }), undefined, undefined, 'istio-system'),
+      convertPeerAuthentication(
+        peerAuth('istio-system', 'x', { ...sel, portLevelMtls: { '80': { mode: 'PERMISSIVE' } } }),
+        undefined,
+        undefined,
+        'istio-system',
+      ),
+      undefined,
+    );
+    assert.equal(
+      convertPeerAuthentication(
+        peerAuth('apps', 'wl', { ...sel, mtls: { mode: 'STRICT' }, portLevelMtls: { '80': { mode: 'STRICT' } } }),
+        undefined,
+        undefined,
+        'istio-system',
+      ),
       undefined,
     );
   });

@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hasErrorCode } from '../../lib/errors.js';
-import { deriveExecConfig, formatCniArgs, parseCniResult, validatePluginConfig, type CniResult } from '../../lib/fakenode/cni.js';
-import { flowPayloads, parsePcap } from '../../lib/fakenode/pcap.js';
-import { hostIfName, ownerPrefix, planCluster, podNetnsName } from '../../lib/fakenode/plan.js';
-import { podAddressFromResult, podNetworkList, pluginSearch } from '../../lib/fakenode/pod.js';
+import { deriveExecConfig, formatCniArgs, parseCniResult, validatePluginConfig, type CniResult } from '../../testbed/fakenode/cni.js';
+import { flowPayloads, parsePcap } from '../../testbed/fakenode/pcap.js';
+import { hostIfName, ownerPrefix, planCluster, podNetnsName } from '../../testbed/fakenode/plan.js';
+import { podAddressFromResult, podNetworkList, pluginSearch } from '../../testbed/fakenode/pod.js';
 
 describe('fake-node address plan', () => {
   it('gives node i the address .i on the switch and the i-th /24 of the pod CIDR base, with routes to every other node', () => {
@@ -16,18 +16,30 @@ describe('fake-node address plan', () => {
     assert.equal(plan.prefix, 'fn-demo');
     assert.equal(plan.stateDir, '/tmp/fn/fn-demo');
     assert.equal(plan.switchNetns, 'fn-demo.switch');
-    assert.deepEqual(plan.nodes.map((n) => [n.name, n.netns, n.ip, n.podCidr, n.podGateway]), [
-      ['node-1', 'fn-demo.node-1', '172.30.0.1', '10.244.1.0/24', '10.244.1.1'],
-      ['node-2', 'fn-demo.node-2', '172.30.0.2', '10.244.2.0/24', '10.244.2.1'],
-      ['node-3', 'fn-demo.node-3', '172.30.0.3', '10.244.3.0/24', '10.244.3.1'],
+    assert.deepEqual(
+      plan.nodes.map((n) => [n.name, n.netns, n.ip, n.podCidr, n.podGateway]),
+      [
+        ['node-1', 'fn-demo.node-1', '172.30.0.1', '10.244.1.0/24', '10.244.1.1'],
+        ['node-2', 'fn-demo.node-2', '172.30.0.2', '10.244.2.0/24', '10.244.2.1'],
+        ['node-3', 'fn-demo.node-3', '172.30.0.3', '10.244.3.0/24', '10.244.3.1'],
+      ],
+    );
+    assert.deepEqual(plan.nodes[1]?.routes, [
+      { dst: '10.244.1.0/24', via: '172.30.0.1' },
+      { dst: '10.244.3.0/24', via: '172.30.0.3' },
     ]);
-    assert.deepEqual(plan.nodes[1]?.routes, [{ dst: '10.244.1.0/24', via: '172.30.0.1' }, { dst: '10.244.3.0/24', via: '172.30.0.3' }]);
     assert.equal(plan.host, undefined);
   });
 
   it('honours other bases and puts the host at .254 with a short interface name', () => {
     const plan = planCluster({ name: 'x', nodes: 2, podCidrBase: '10.8.0.0/14', nodeSubnet: '192.168.50.0/24', hostLink: true });
-    assert.deepEqual(plan.nodes.map((n) => [n.ip, n.podCidr]), [['192.168.50.1', '10.8.1.0/24'], ['192.168.50.2', '10.8.2.0/24']]);
+    assert.deepEqual(
+      plan.nodes.map((n) => [n.ip, n.podCidr]),
+      [
+        ['192.168.50.1', '10.8.1.0/24'],
+        ['192.168.50.2', '10.8.2.0/24'],
+      ],
+    );
     assert.equal(plan.host?.ip, '192.168.50.254');
     assert.match(plan.host?.ifName ?? '', /^fnh[0-9a-f]{8}$/);
     assert.equal(hostIfName('fn-x'), plan.host?.ifName, 'stable for a prefix');
@@ -44,7 +56,10 @@ describe('fake-node address plan', () => {
   ];
   for (const [why, opts] of rejected) {
     it(`rejects ${why}`, () => {
-      assert.throws(() => planCluster(opts), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'));
+      assert.throws(
+        () => planCluster(opts),
+        (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+      );
     });
   }
 
@@ -59,14 +74,20 @@ describe('fake-node address plan', () => {
 describe('CNI execution configuration (CNI spec 1.0.0 §3)', () => {
   const prev: CniResult = {
     cniVersion: '1.0.0',
-    interfaces: [{ name: 'cni0', mac: '00:11:22:33:44:55' }, { name: 'eth0', mac: '99:88:77:66:55:44', sandbox: '/run/netns/blue' }],
+    interfaces: [
+      { name: 'cni0', mac: '00:11:22:33:44:55' },
+      { name: 'eth0', mac: '99:88:77:66:55:44', sandbox: '/run/netns/blue' },
+    ],
     ips: [{ address: '10.1.0.5/16', gateway: '10.1.0.1', interface: 1 }],
   };
 
   it('inserts cniVersion, name, runtimeConfig and prevResult, removes capabilities and passes the rest through', () => {
-    const derived = deriveExecConfig({ cniVersion: '1.0.0', name: 'dbnet' },
+    const derived = deriveExecConfig(
+      { cniVersion: '1.0.0', name: 'dbnet' },
       { type: 'portmap', capabilities: { portMappings: true, mac: false }, snat: true, nested: { a: [1] } },
-      prev, { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], mac: '00:11:22:33:44:66', bandwidth: {} });
+      prev,
+      { portMappings: [{ hostPort: 8080, containerPort: 80, protocol: 'tcp' }], mac: '00:11:22:33:44:66', bandwidth: {} },
+    );
     assert.deepEqual(derived, {
       type: 'portmap',
       snat: true,
@@ -79,35 +100,64 @@ describe('CNI execution configuration (CNI spec 1.0.0 §3)', () => {
   });
 
   it('omits runtimeConfig when no declared capability is offered and prevResult for the first plugin', () => {
-    assert.deepEqual(deriveExecConfig({ cniVersion: '1.0.0', name: 'n' }, { type: 'bridge', bridge: 'cni0' }, undefined),
-      { type: 'bridge', bridge: 'cni0', cniVersion: '1.0.0', name: 'n' });
+    assert.deepEqual(deriveExecConfig({ cniVersion: '1.0.0', name: 'n' }, { type: 'bridge', bridge: 'cni0' }, undefined), {
+      type: 'bridge',
+      bridge: 'cni0',
+      cniVersion: '1.0.0',
+      name: 'n',
+    });
   });
 
   it('rejects plugin configurations that set keys the runtime owns', () => {
     for (const key of ['cniVersion', 'name', 'prevResult', 'runtimeConfig', 'args']) {
-      assert.throws(() => validatePluginConfig({ type: 'x', [key]: 'v' }), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'), key);
+      assert.throws(
+        () => validatePluginConfig({ type: 'x', [key]: 'v' }),
+        (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+        key,
+      );
     }
-    assert.throws(() => validatePluginConfig({ type: '../bin/x' }), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'));
+    assert.throws(
+      () => validatePluginConfig({ type: '../bin/x' }),
+      (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+    );
   });
 
   it('formats CNI_ARGS and refuses separators inside keys or values', () => {
-    assert.equal(formatCniArgs([['IgnoreUnknown', '1'], ['K8S_POD_NAME', 'web']]), 'IgnoreUnknown=1;K8S_POD_NAME=web');
-    assert.throws(() => formatCniArgs([['K', 'a;b']]), (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'));
+    assert.equal(
+      formatCniArgs([
+        ['IgnoreUnknown', '1'],
+        ['K8S_POD_NAME', 'web'],
+      ]),
+      'IgnoreUnknown=1;K8S_POD_NAME=web',
+    );
+    assert.throws(
+      () => formatCniArgs([['K', 'a;b']]),
+      (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+    );
   });
 
   it('parses a success result and keeps unknown keys; rejects malformed ones with FAKENODE_CNI_BAD_RESULT', () => {
     const r = parseCniResult(JSON.stringify({ ...prev, 'cni.dev/extra': 1 }), 'bridge');
     assert.equal(r['cni.dev/extra'], 1);
     for (const bad of ['', 'null', '{}', '{"cniVersion":"1.0.0","ips":[{"gateway":"x"}]}', '{"cniVersion":"1.0.0","interfaces":{}}']) {
-      assert.throws(() => parseCniResult(bad, 'bridge'), (e: unknown) => hasErrorCode(e, 'FAKENODE_CNI_BAD_RESULT'), bad);
+      assert.throws(
+        () => parseCniResult(bad, 'bridge'),
+        (e: unknown) => hasErrorCode(e, 'FAKENODE_CNI_BAD_RESULT'),
+        bad,
+      );
     }
   });
 
-  it('takes the pod IP from the eth0 interface in the pod\'s sandbox', () => {
+  it("takes the pod IP from the eth0 interface in the pod's sandbox", () => {
     assert.deepEqual(podAddressFromResult(prev, '/run/netns/blue'), { address: '10.1.0.5/16', gateway: '10.1.0.1' });
     const dual: CniResult = {
-      cniVersion: '1.0.0', interfaces: prev.interfaces,
-      ips: [{ address: 'fd00::5/64', interface: 1 }, { address: '192.168.9.9/32', interface: 0 }, { address: '10.1.0.6/16', interface: 1 }],
+      cniVersion: '1.0.0',
+      interfaces: prev.interfaces,
+      ips: [
+        { address: 'fd00::5/64', interface: 1 },
+        { address: '192.168.9.9/32', interface: 0 },
+        { address: '10.1.0.6/16', interface: 1 },
+      ],
     };
     assert.equal(podAddressFromResult(dual, '/run/netns/blue')?.address, '10.1.0.6/16');
     assert.equal(podAddressFromResult({ cniVersion: '1.0.0' }, '/run/netns/blue'), undefined);
@@ -117,17 +167,30 @@ describe('CNI execution configuration (CNI spec 1.0.0 §3)', () => {
     const chain = [{ type: 'mesh-cni', path: '/opt/mesh/bin/mesh-cni', config: { cni_event_address: '/var/run/x.sock' } }];
     const list = podNetworkList({ podCidr: '10.244.1.0/24', podGateway: '10.244.1.1', ipamDataDir: '/s/ipam' }, chain);
     assert.equal(list.name, 'fakenode');
-    assert.deepEqual(list.plugins.map((p) => p.type), ['bridge', 'mesh-cni']);
+    assert.deepEqual(
+      list.plugins.map((p) => p.type),
+      ['bridge', 'mesh-cni'],
+    );
     assert.deepEqual(list.plugins[0], {
-      type: 'bridge', bridge: 'cni0', isGateway: true, ipMasq: false,
-      ipam: { type: 'host-local', ranges: [[{ subnet: '10.244.1.0/24', gateway: '10.244.1.1' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: '/s/ipam' },
+      type: 'bridge',
+      bridge: 'cni0',
+      isGateway: true,
+      ipMasq: false,
+      ipam: {
+        type: 'host-local',
+        ranges: [[{ subnet: '10.244.1.0/24', gateway: '10.244.1.1' }]],
+        routes: [{ dst: '0.0.0.0/0' }],
+        dataDir: '/s/ipam',
+      },
     });
     assert.deepEqual(list.plugins[1], { type: 'mesh-cni', cni_event_address: '/var/run/x.sock' });
     const search = pluginSearch('/usr/lib/cni', chain);
     assert.deepEqual(search.cniPath, ['/usr/lib/cni', '/opt/mesh/bin']);
     assert.equal(search.pluginPaths.get('mesh-cni'), '/opt/mesh/bin/mesh-cni');
-    assert.throws(() => pluginSearch('/usr/lib/cni', [...chain, { type: 'mesh-cni', path: '/other/mesh-cni' }]),
-      (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'));
+    assert.throws(
+      () => pluginSearch('/usr/lib/cni', [...chain, { type: 'mesh-cni', path: '/other/mesh-cni' }]),
+      (e: unknown) => hasErrorCode(e, 'FAKENODE_INVALID_ARGUMENT'),
+    );
   });
 });
 
@@ -159,8 +222,8 @@ function tcpFrame(src: string, dst: string, sport: number, dport: number, seq: n
   ip.writeUInt16BE(20 + 20 + data.length, 2);
   ip.writeUInt8(64, 8);
   ip.writeUInt8(6, 9);
-  src.split('.').forEach((o, i) => ip.writeUInt8(Number(o), 12 + i));
-  dst.split('.').forEach((o, i) => ip.writeUInt8(Number(o), 16 + i));
+  for (const [i, o] of src.split('.').entries()) ip.writeUInt8(Number(o), 12 + i);
+  for (const [i, o] of dst.split('.').entries()) ip.writeUInt8(Number(o), 16 + i);
   const tcp = Buffer.alloc(20);
   tcp.writeUInt16BE(sport, 0);
   tcp.writeUInt16BE(dport, 2);
@@ -180,8 +243,10 @@ describe('pcap reader', () => {
     ]);
     const packets = parsePcap(file);
     assert.equal(packets.length, 4);
-    assert.deepEqual([packets[0]?.src, packets[0]?.dst, packets[0]?.srcPort, packets[0]?.dstPort, packets[0]?.protocol, packets[0]?.tcpFlags],
-      ['10.244.1.2', '10.244.2.2', 40000, 80, 'tcp', 0x18]);
+    assert.deepEqual(
+      [packets[0]?.src, packets[0]?.dst, packets[0]?.srcPort, packets[0]?.dstPort, packets[0]?.protocol, packets[0]?.tcpFlags],
+      ['10.244.1.2', '10.244.2.2', 40000, 80, 'tcp', 0x18],
+    );
     assert.equal(packets[0]?.timestampUs, 1_700_000_000_000_500);
     const flows = flowPayloads(packets);
     assert.equal(flows.get('10.244.1.2:40000>10.244.2.2:80')?.toString(), 'GET / HTTP/1.1\r\n');

@@ -2,7 +2,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { canonicalIp, cidrContains, ipFamily, isLoopback, parseCidr } from '../../ztunnel/state/ip.js';
+import { canonicalIp, cidrContains, ipFamily, isLoopback, parseCidr } from '../../lib/net/ip.js';
 
 describe('canonicalIp', () => {
   const cases: ReadonlyArray<[string, string | undefined]> = [
@@ -27,7 +27,10 @@ describe('canonicalIp', () => {
 
   it('tells families and loopback apart', () => {
     assert.deepEqual([ipFamily('10.0.0.1'), ipFamily('::ffff:10.0.0.1'), ipFamily('fd00::1'), ipFamily('x')], [4, 4, 6, undefined]);
-    assert.deepEqual([isLoopback('127.0.0.5'), isLoopback('::1'), isLoopback('::ffff:127.0.0.1'), isLoopback('10.0.0.1')], [true, true, true, false]);
+    assert.deepEqual(
+      [isLoopback('127.0.0.5'), isLoopback('::1'), isLoopback('::ffff:127.0.0.1'), isLoopback('10.0.0.1')],
+      [true, true, true, false],
+    );
   });
 });
 
@@ -63,6 +66,12 @@ describe('parseCidr / cidrContains', () => {
   });
 
   it('refuses prefixes longer than the address and leading zeros', () => {
-    assert.deepEqual(['10.0.0.0/33', 'fd00::/129', '10.0.0.0/08', '10.0.0.0/', 'x/8'].map(parseCidr), [undefined, undefined, undefined, undefined, undefined]);
+    assert.deepEqual(['10.0.0.0/33', 'fd00::/129', '10.0.0.0/08', '10.0.0.0/', 'x/8'].map(parseCidr), [
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
   });
 });

@@ -219,10 +219,16 @@ describe('local config: valid input', () => {
 
     const svc = c.services[0];
     assert.ok(svc);
-    assert.deepEqual(svc.vips, [{ network: 'net-a', address: '10.96.0.10' }, { network: '', address: 'fd00::a' }]);
+    assert.deepEqual(svc.vips, [
+      { network: 'net-a', address: '10.96.0.10' },
+      { network: '', address: 'fd00::a' },
+    ]);
     assert.deepEqual(svc.cidrVips, [{ network: 'net-a', cidr: { address: '10.200.0.0', prefixLength: 16 } }]);
     assert.deepEqual(svc.ports, { 80: 0, 443: 8443 });
-    assert.deepEqual(svc.weightedWaypoints?.map((w) => w.weight), [90, 10]);
+    assert.deepEqual(
+      svc.weightedWaypoints?.map((w) => w.weight),
+      [90, 10],
+    );
     assert.deepEqual(svc.loadBalancer, { routingPreferences: ['Network', 'Region', 'Zone'], mode: 'Failover', healthPolicy: 'AllowAll' });
     assert.deepEqual([svc.ipFamilies, svc.canonical, svc.visibility], ['Dual', false, 'Namespace']);
 
@@ -238,7 +244,10 @@ describe('local config: valid input', () => {
     assert.deepEqual(m.principals, [{ kind: 'suffix', value: '/sa/frontend' }]);
     assert.deepEqual(m.notPrincipals, [{ kind: 'presence' }]);
     assert.deepEqual(m.serviceAccounts, [{ namespace: 'apps', serviceAccount: 'frontend' }]);
-    assert.deepEqual(m.sourceIps, [{ address: '10.0.0.0', prefixLength: 8 }, { address: '10.1.2.3', prefixLength: 32 }]);
+    assert.deepEqual(m.sourceIps, [
+      { address: '10.0.0.0', prefixLength: 8 },
+      { address: '10.1.2.3', prefixLength: 32 },
+    ]);
     assert.deepEqual(m.notSourceIps, [{ address: 'fd00::', prefixLength: 8 }]);
     assert.deepEqual(m.destinationIps, [{ address: '192.168.0.0', prefixLength: 16 }], 'an IPv4-mapped block is an IPv4 block');
     assert.deepEqual(m.notDestinationIps, [{ address: '2001:db8::1', prefixLength: 128 }]);
@@ -272,7 +281,8 @@ describe('local config: valid input', () => {
 });
 
 describe('local config: rejections name the YAML path', () => {
-  const w = (fields: string): string => `workloads:\n- {name: a, namespace: ns, workloadIps: ["10.0.0.1"]}\n- {name: b, namespace: ns, workloadIps: ["10.0.0.2"]}\n- {name: c, namespace: ns, ${fields}}\n`;
+  const w = (fields: string): string =>
+    `workloads:\n- {name: a, namespace: ns, workloadIps: ["10.0.0.1"]}\n- {name: b, namespace: ns, workloadIps: ["10.0.0.2"]}\n- {name: c, namespace: ns, ${fields}}\n`;
   const s = (fields: string): string => `services:\n- {name: web, namespace: ns, hostname: web.ns, ${fields}}\n`;
   const p = (fields: string): string => `policies:\n- {name: p, namespace: ns, scope: Namespace, action: Allow, ${fields}}\n`;
   const cases: ReadonlyArray<[string, string, string, string]> = [
@@ -290,14 +300,54 @@ describe('local config: rejections name the YAML path', () => {
     ['a negative capacity', w('workloadIps: [], capacity: -1'), 'workloads[2].capacity', 'is not a capacity'],
     ['a fractional capacity', w('workloadIps: [], capacity: 1.5'), 'workloads[2].capacity', 'is not a capacity'],
     ['a string where a bool belongs', w('workloadIps: [], nativeTunnel: "yes"'), 'workloads[2].nativeTunnel', 'expected true or false'],
-    ['a service key without namespace', w('workloadIps: [], services: {"web": {80: 8080}}'), 'workloads[2].services["web"]', 'is not of the form "<namespace>/<hostname>"'],
-    ['a named port in a port map', w('workloadIps: [], services: {"ns/web": {http: 8080}}'), 'workloads[2].services["ns/web"]["http"]', 'is not a port'],
-    ['a target port out of range', w('workloadIps: [], services: {"ns/web": {80: 70000}}'), 'workloads[2].services["ns/web"][80]', 'is not a target port'],
-    ['a waypoint destination that is neither form', w('workloadIps: [], waypoint: {destination: nope, hboneMtlsPort: 15008}'), 'workloads[2].waypoint.destination', 'is not of the form'],
-    ['a waypoint without destination', w('workloadIps: [], waypoint: {hboneMtlsPort: 15008}'), 'workloads[2].waypoint.destination', 'is required'],
-    ['an unknown waypoint field', w('workloadIps: [], waypoint: {destination: "/10.0.0.9", port: 15008}'), 'workloads[2].waypoint.port', 'unknown field'],
-    ['an unknown app tunnel protocol', w('workloadIps: [], applicationTunnel: {protocol: HTTP}'), 'workloads[2].applicationTunnel.protocol', 'is not one of: NONE, PROXY'],
-    ['a policy reference without namespace', w('workloadIps: [], authorizationPolicies: ["p"]'), 'workloads[2].authorizationPolicies[0]', '"<namespace>/<name>"'],
+    [
+      'a service key without namespace',
+      w('workloadIps: [], services: {"web": {80: 8080}}'),
+      'workloads[2].services["web"]',
+      'is not of the form "<namespace>/<hostname>"',
+    ],
+    [
+      'a named port in a port map',
+      w('workloadIps: [], services: {"ns/web": {http: 8080}}'),
+      'workloads[2].services["ns/web"]["http"]',
+      'is not a port',
+    ],
+    [
+      'a target port out of range',
+      w('workloadIps: [], services: {"ns/web": {80: 70000}}'),
+      'workloads[2].services["ns/web"][80]',
+      'is not a target port',
+    ],
+    [
+      'a waypoint destination that is neither form',
+      w('workloadIps: [], waypoint: {destination: nope, hboneMtlsPort: 15008}'),
+      'workloads[2].waypoint.destination',
+      'is not of the form',
+    ],
+    [
+      'a waypoint without destination',
+      w('workloadIps: [], waypoint: {hboneMtlsPort: 15008}'),
+      'workloads[2].waypoint.destination',
+      'is required',
+    ],
+    [
+      'an unknown waypoint field',
+      w('workloadIps: [], waypoint: {destination: "/10.0.0.9", port: 15008}'),
+      'workloads[2].waypoint.port',
+      'unknown field',
+    ],
+    [
+      'an unknown app tunnel protocol',
+      w('workloadIps: [], applicationTunnel: {protocol: HTTP}'),
+      'workloads[2].applicationTunnel.protocol',
+      'is not one of: NONE, PROXY',
+    ],
+    [
+      'a policy reference without namespace',
+      w('workloadIps: [], authorizationPolicies: ["p"]'),
+      'workloads[2].authorizationPolicies[0]',
+      '"<namespace>/<name>"',
+    ],
     ['a service account that cannot be in a SPIFFE ID', w('workloadIps: [], serviceAccount: "a/b"'), 'workloads[2]', 'SPIFFE identity'],
     ['an invalid top-level trust domain', 'trustDomain: Cluster.Local\n', 'trustDomain', 'is not a trust domain'],
     ['a VIP without network', s('vips: ["10.96.0.1"]'), 'services[0].vips[0]', '"10.96.0.1" is not of the form "<network>/<ip>"'],
@@ -306,21 +356,76 @@ describe('local config: rejections name the YAML path', () => {
     ['a SAN that is not a SPIFFE identity', s('subjectAltNames: ["web.ns"]'), 'services[0].subjectAltNames[0]', 'is not a SPIFFE identity'],
     ['explicit service endpoints', s('endpoints: {"uid-1": {workloadUid: uid-1}}'), 'services[0].endpoints', 'is not supported'],
     ['an unknown load-balancer mode', s('loadBalancer: {mode: RoundRobin}'), 'services[0].loadBalancer.mode', 'is not one of'],
-    ['an unknown routing preference', s('loadBalancer: {routingPreferences: [Rack]}'), 'services[0].loadBalancer.routingPreferences[0]', 'is not one of'],
+    [
+      'an unknown routing preference',
+      s('loadBalancer: {routingPreferences: [Rack]}'),
+      'services[0].loadBalancer.routingPreferences[0]',
+      'is not one of',
+    ],
     ['a service without hostname', 'services:\n- {name: web, namespace: ns}\n', 'services[0].hostname', 'is required'],
     ['a policy without action', 'policies:\n- {name: p, namespace: ns, scope: Global}\n', 'policies[0].action', 'is required'],
-    ['an action in the wrong case', 'policies:\n- {name: p, namespace: ns, scope: Global, action: ALLOW}\n', 'policies[0].action', 'is not one of: Allow, Deny'],
-    ['rules that are not three nested lists', p('rules: [{notDestinationPorts: [1]}]'), 'policies[0].rules[0]', 'expected a list, found a map'],
-    ['an unknown string match', p('rules: [[[{principals: [{Regex: ".*"}]}]]]'), 'policies[0].rules[0][0][0].principals[0].Regex', 'unknown string match'],
-    ['a string match with two kinds', p('rules: [[[{namespaces: [{Exact: a, Prefix: b}]}]]]'), 'policies[0].rules[0][0][0].namespaces[0]', 'expected one of'],
-    ['a presence match with a value', p('rules: [[[{notPrincipals: [{Presence: x}]}]]]'), 'policies[0].rules[0][0][0].notPrincipals[0].Presence', 'expected []'],
-    ['a prefix longer than the address', p('rules: [[[{sourceIps: ["10.0.0.0/33"]}]]]'), 'policies[0].rules[0][0][0].sourceIps[0]', 'is not an IP address or CIDR block'],
+    [
+      'an action in the wrong case',
+      'policies:\n- {name: p, namespace: ns, scope: Global, action: ALLOW}\n',
+      'policies[0].action',
+      'is not one of: Allow, Deny',
+    ],
+    [
+      'rules that are not three nested lists',
+      p('rules: [{notDestinationPorts: [1]}]'),
+      'policies[0].rules[0]',
+      'expected a list, found a map',
+    ],
+    [
+      'an unknown string match',
+      p('rules: [[[{principals: [{Regex: ".*"}]}]]]'),
+      'policies[0].rules[0][0][0].principals[0].Regex',
+      'unknown string match',
+    ],
+    [
+      'a string match with two kinds',
+      p('rules: [[[{namespaces: [{Exact: a, Prefix: b}]}]]]'),
+      'policies[0].rules[0][0][0].namespaces[0]',
+      'expected one of',
+    ],
+    [
+      'a presence match with a value',
+      p('rules: [[[{notPrincipals: [{Presence: x}]}]]]'),
+      'policies[0].rules[0][0][0].notPrincipals[0].Presence',
+      'expected []',
+    ],
+    [
+      'a prefix longer than the address',
+      p('rules: [[[{sourceIps: ["10.0.0.0/33"]}]]]'),
+      'policies[0].rules[0][0][0].sourceIps[0]',
+      'is not an IP address or CIDR block',
+    ],
     ['an unknown match field', p('rules: [[[{principal: [{Exact: a}]}]]]'), 'policies[0].rules[0][0][0].principal', 'unknown field'],
     ['port 0 in a match', p('rules: [[[{destinationPorts: [0]}]]]'), 'policies[0].rules[0][0][0].destinationPorts[0]', 'is not a port'],
-    ['a service account match without name', p('rules: [[[{serviceAccounts: [{namespace: ns}]}]]]'), 'policies[0].rules[0][0][0].serviceAccounts[0].serviceAccount', 'is required'],
-    ['two workloads with one uid', 'workloads:\n- {uid: u, namespace: a, workloadIps: []}\n- {uid: u, namespace: b, workloadIps: []}\n', 'workloads[1]', 'duplicate uid "u" (also workloads[0])'],
-    ['two services with one key', 'services:\n- {name: a, namespace: ns, hostname: h}\n- {name: b, namespace: ns, hostname: h}\n', 'services[1]', 'duplicate service "ns/h"'],
-    ['two policies with one key', `${p('rules: []')}- {name: p, namespace: ns, scope: Global, action: Deny}\n`, 'policies[1]', 'duplicate policy "ns/p"'],
+    [
+      'a service account match without name',
+      p('rules: [[[{serviceAccounts: [{namespace: ns}]}]]]'),
+      'policies[0].rules[0][0][0].serviceAccounts[0].serviceAccount',
+      'is required',
+    ],
+    [
+      'two workloads with one uid',
+      'workloads:\n- {uid: u, namespace: a, workloadIps: []}\n- {uid: u, namespace: b, workloadIps: []}\n',
+      'workloads[1]',
+      'duplicate uid "u" (also workloads[0])',
+    ],
+    [
+      'two services with one key',
+      'services:\n- {name: a, namespace: ns, hostname: h}\n- {name: b, namespace: ns, hostname: h}\n',
+      'services[1]',
+      'duplicate service "ns/h"',
+    ],
+    [
+      'two policies with one key',
+      `${p('rules: []')}- {name: p, namespace: ns, scope: Global, action: Deny}\n`,
+      'policies[1]',
+      'duplicate policy "ns/p"',
+    ],
     ['a top-level list', '- workloads\n', '', 'expected a map, found a list'],
     ['workloads that are not a list', 'workloads: {a: 1}\n', 'workloads', 'expected a list, found a map'],
     ['a YAML syntax error', 'workloads: [\n', '', 'not valid YAML'],

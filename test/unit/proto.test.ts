@@ -75,7 +75,11 @@ const node: envoy.config.core.v3.Node.$Properties = {
   userAgentVersion: '0.1.0',
   clientFeatures: ['envoy.lb.does_not_support_overprovisioning'],
 };
-const status: google.rpc.Status.$Properties = { code: 3, message: 'bad resource', details: [any('type.googleapis.com/google.protobuf.StringValue', [0x0a, 0x01, 0x78])] };
+const status: google.rpc.Status.$Properties = {
+  code: 3,
+  message: 'bad resource',
+  details: [any('type.googleapis.com/google.protobuf.StringValue', [0x0a, 0x01, 0x78])],
+};
 const port: istio.workload.Port.$Properties = { servicePort: 80, targetPort: 8080, appProtocol: W.AppProtocol.HTTP11 };
 const networkAddress: istio.workload.NetworkAddress.$Properties = { network: 'net1', address: ip(10, 96, 0, 10), length: 32 };
 const hostnameGateway: istio.workload.GatewayAddress.$Properties = {
@@ -83,7 +87,10 @@ const hostnameGateway: istio.workload.GatewayAddress.$Properties = {
   hboneMtlsPort: 15008,
 };
 const addressGateway: istio.workload.GatewayAddress.$Properties = { address: networkAddress, hboneMtlsPort: 15008 };
-const extension: istio.workload.Extension.$Properties = { name: 'ext', config: any('type.googleapis.com/google.protobuf.StringValue', [0x0a, 0x01, 0x78]) };
+const extension: istio.workload.Extension.$Properties = {
+  name: 'ext',
+  config: any('type.googleapis.com/google.protobuf.StringValue', [0x0a, 0x01, 0x78]),
+};
 const workload: istio.workload.Workload.$Properties = {
   uid: 'Kubernetes//Pod/default/sleep-1',
   name: 'sleep-1',
@@ -120,7 +127,11 @@ const service: istio.workload.Service.$Properties = {
   ports: [port],
   subjectAltNames: ['spiffe://cluster.local/ns/default/sa/echo'],
   waypoint: hostnameGateway,
-  loadBalancing: { routingPreference: [W.LoadBalancing.Scope.NETWORK, W.LoadBalancing.Scope.ZONE], mode: W.LoadBalancing.Mode.FAILOVER, healthPolicy: W.LoadBalancing.HealthPolicy.ALLOW_ALL },
+  loadBalancing: {
+    routingPreference: [W.LoadBalancing.Scope.NETWORK, W.LoadBalancing.Scope.ZONE],
+    mode: W.LoadBalancing.Mode.FAILOVER,
+    healthPolicy: W.LoadBalancing.HealthPolicy.ALLOW_ALL,
+  },
   ipFamilies: W.IPFamilies.DUAL,
   extensions: [extension],
   canonical: true,
@@ -151,13 +162,23 @@ const resource: envoy.service.discovery.v3.Resource.$Properties = {
   ttl: { seconds: 30, nanos: 500 },
   cacheControl: { doNotCache: true },
 };
-const addWorkload: istio.workload.zds.AddWorkload.$Properties = { uid: 'pod-uid-1', workloadInfo: { name: 'sleep-1', namespace: 'default', serviceAccount: 'sleep' } };
+const addWorkload: istio.workload.zds.AddWorkload.$Properties = {
+  uid: 'pod-uid-1',
+  workloadInfo: { name: 'sleep-1', namespace: 'default', serviceAccount: 'sleep' },
+};
 
 const CASES: readonly Case[] = [
   fx(envoy.config.core.v3.Locality, locality),
   fx(envoy.config.core.v3.Node, node),
   fx(envoy.config.core.v3.ControlPlane, { identifier: 'istiod-1' }),
-  fx(D.DiscoveryRequest, { versionInfo: 'v1', node, resourceNames: ['a', 'b'], typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster', responseNonce: 'n1', errorDetail: status }),
+  fx(D.DiscoveryRequest, {
+    versionInfo: 'v1',
+    node,
+    resourceNames: ['a', 'b'],
+    typeUrl: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+    responseNonce: 'n1',
+    errorDetail: status,
+  }),
   fx(D.DiscoveryResponse, {
     versionInfo: 'v2',
     resources: [any('type.googleapis.com/envoy.config.cluster.v3.Cluster', [0x0a, 0x01, 0x63])],
@@ -226,7 +247,11 @@ const CASES: readonly Case[] = [
   fx(S.StringMatch, { exact: '' }, { prefix: 'cluster.local/ns/' }, { suffix: '/sa/sleep' }, { presence: {} }),
   fx(W.Address, { workload }, { service }),
   fx(W.Service, service),
-  fx(W.LoadBalancing, { routingPreference: [W.LoadBalancing.Scope.NODE], mode: W.LoadBalancing.Mode.STRICT, healthPolicy: W.LoadBalancing.HealthPolicy.ALLOW_ALL }),
+  fx(W.LoadBalancing, {
+    routingPreference: [W.LoadBalancing.Scope.NODE],
+    mode: W.LoadBalancing.Mode.STRICT,
+    healthPolicy: W.LoadBalancing.HealthPolicy.ALLOW_ALL,
+  }),
   fx(W.Workload, workload),
   fx(W.Locality, { region: 'us', zone: 'us-2', subzone: 'r1' }),
   fx(W.PortList, { ports: [port, { servicePort: 443, targetPort: 8443, appProtocol: W.AppProtocol.TLS }] }),
@@ -246,7 +271,11 @@ const CASES: readonly Case[] = [
   fx(W.zds.Ack, { error: 'no such netns' }),
   fx(W.zds.WorkloadRequest, { add: addWorkload }, { keep: { uid: 'k' } }, { del: { uid: 'd' } }, { snapshotSent: {} }),
   fx(W.zds.WorkloadResponse, { ack: {} }),
-  fx(istio.v1.auth.IstioCertificateRequest, { csr: '-----BEGIN CERTIFICATE REQUEST-----\n...', validityDuration: 86_400, metadata: { fields: { ImpersonatedIdentity: { stringValue: 'spiffe://cluster.local/ns/default/sa/sleep' } } } }),
+  fx(istio.v1.auth.IstioCertificateRequest, {
+    csr: '-----BEGIN CERTIFICATE REQUEST-----\n...',
+    validityDuration: 86_400,
+    metadata: { fields: { ImpersonatedIdentity: { stringValue: 'spiffe://cluster.local/ns/default/sa/sleep' } } },
+  }),
   fx(istio.v1.auth.IstioCertificateResponse, { certChain: ['leaf\n', 'intermediate\n', 'root\n'] }),
 ];
 
@@ -269,7 +298,11 @@ function declaredMessages(): Map<string, string[]> {
   const out = new Map<string, string[]>();
   const visit = (ns: protobuf.NamespaceBase): void => {
     for (const o of ns.nestedArray) {
-      if (o instanceof protobuf.Type) out.set(o.fullName.replace(/^\./, ''), o.fieldsArray.map((f) => f.name));
+      if (o instanceof protobuf.Type)
+        out.set(
+          o.fullName.replace(/^\./, ''),
+          o.fieldsArray.map((f) => f.name),
+        );
       if (o instanceof protobuf.Namespace) visit(o);
     }
   };
@@ -333,12 +366,24 @@ describe('pinned wire encodings (hand-computed)', () => {
 
   // Encoders write fields in field-number order (as Go's protobuf does), so the order below is by number.
   const workloadHex = [
-    '1a', '04', '0a000001', // field 3 addresses, LEN: (3<<3)|2 = 0x1a; 4 bytes = 10.0.0.1
-    '28', '01', // field 5 tunnel_protocol, VARINT: (5<<3)|0 = 0x28; HBONE = 1
-    '3a', '05', ascii('sleep'), // field 7 service_account, LEN: (7<<3)|2 = 0x3a; 5 bytes
-    'a201', '04', ascii('uid1'), // field 20 uid, LEN: (20<<3)|2 = 162 = varint a2 01; 4 bytes
+    '1a',
+    '04',
+    '0a000001', // field 3 addresses, LEN: (3<<3)|2 = 0x1a; 4 bytes = 10.0.0.1
+    '28',
+    '01', // field 5 tunnel_protocol, VARINT: (5<<3)|0 = 0x28; HBONE = 1
+    '3a',
+    '05',
+    ascii('sleep'), // field 7 service_account, LEN: (7<<3)|2 = 0x3a; 5 bytes
+    'a201',
+    '04',
+    ascii('uid1'), // field 20 uid, LEN: (20<<3)|2 = 162 = varint a2 01; 4 bytes
   ].join('');
-  const workloadValue: istio.workload.Workload.$Properties = { uid: 'uid1', addresses: [ip(10, 0, 0, 1)], serviceAccount: 'sleep', tunnelProtocol: W.TunnelProtocol.HBONE };
+  const workloadValue: istio.workload.Workload.$Properties = {
+    uid: 'uid1',
+    addresses: [ip(10, 0, 0, 1)],
+    serviceAccount: 'sleep',
+    tunnelProtocol: W.TunnelProtocol.HBONE,
+  };
 
   it('encodes a Workload with uid, one IPv4 address, service account and HBONE as Istio does', () => {
     pinned(W.Workload, workloadValue, workloadHex);
@@ -351,15 +396,25 @@ describe('pinned wire encodings (hand-computed)', () => {
 
   it('encodes a DENY Authorization whose rule matches when no principal is present', () => {
     const expected = [
-      '0a', '02', ascii('p1'), // field 1 name, LEN: (1<<3)|2 = 0x0a
-      '12', '03', ascii('ns1'), // field 2 namespace, LEN: (2<<3)|2 = 0x12
+      '0a',
+      '02',
+      ascii('p1'), // field 1 name, LEN: (1<<3)|2 = 0x0a
+      '12',
+      '03',
+      ascii('ns1'), // field 2 namespace, LEN: (2<<3)|2 = 0x12
       // field 3 scope = GLOBAL (0) is the default and not on the wire
-      '20', '01', // field 4 action, VARINT: (4<<3)|0 = 0x20; DENY = 1
-      '2a', '08', // field 5 rules, LEN: (5<<3)|2 = 0x2a; Rule of 8 bytes:
-      '0a', '06', //   Rule field 1 clauses, LEN: 0x0a; Clause of 6 bytes:
-      '12', '04', //     Clause field 2 matches, LEN: (2<<3)|2 = 0x12; Match of 4 bytes:
-      '22', '02', //       Match field 4 not_principals, LEN: (4<<3)|2 = 0x22; StringMatch of 2 bytes:
-      '22', '00', //         StringMatch field 4 presence (Empty), LEN: 0x22; 0 bytes
+      '20',
+      '01', // field 4 action, VARINT: (4<<3)|0 = 0x20; DENY = 1
+      '2a',
+      '08', // field 5 rules, LEN: (5<<3)|2 = 0x2a; Rule of 8 bytes:
+      '0a',
+      '06', //   Rule field 1 clauses, LEN: 0x0a; Clause of 6 bytes:
+      '12',
+      '04', //     Clause field 2 matches, LEN: (2<<3)|2 = 0x12; Match of 4 bytes:
+      '22',
+      '02', //       Match field 4 not_principals, LEN: (4<<3)|2 = 0x22; StringMatch of 2 bytes:
+      '22',
+      '00', //         StringMatch field 4 presence (Empty), LEN: 0x22; 0 bytes
     ].join('');
     pinned(
       S.Authorization,
@@ -370,13 +425,23 @@ describe('pinned wire encodings (hand-computed)', () => {
 
   it('encodes a ZDS AddWorkload with uid and workload info, and its WorkloadRequest envelope', () => {
     const info = [
-      '0a', '01', ascii('a'), // WorkloadInfo field 1 name, LEN: 0x0a
-      '12', '02', ascii('ns'), // WorkloadInfo field 2 namespace, LEN: 0x12
-      '1a', '02', ascii('sa'), // WorkloadInfo field 3 service_account, LEN: (3<<3)|2 = 0x1a
+      '0a',
+      '01',
+      ascii('a'), // WorkloadInfo field 1 name, LEN: 0x0a
+      '12',
+      '02',
+      ascii('ns'), // WorkloadInfo field 2 namespace, LEN: 0x12
+      '1a',
+      '02',
+      ascii('sa'), // WorkloadInfo field 3 service_account, LEN: (3<<3)|2 = 0x1a
     ].join('');
     const add = [
-      '0a', '04', ascii('pod1'), // field 1 uid, LEN: 0x0a
-      '12', '0b', info, // field 2 workload_info, LEN: 0x12; 3 + 4 + 4 = 11 bytes
+      '0a',
+      '04',
+      ascii('pod1'), // field 1 uid, LEN: 0x0a
+      '12',
+      '0b',
+      info, // field 2 workload_info, LEN: 0x12; 3 + 4 + 4 = 11 bytes
     ].join('');
     const value = { uid: 'pod1', workloadInfo: { name: 'a', namespace: 'ns', serviceAccount: 'sa' } };
     pinned(W.zds.AddWorkload, value, add);
@@ -386,22 +451,40 @@ describe('pinned wire encodings (hand-computed)', () => {
 
   it('encodes a DeltaDiscoveryRequest ACK with type_url and response_nonce', () => {
     const expected = [
-      '12', '2a', ascii('type.googleapis.com/istio.workload.Address'), // field 2 type_url, LEN: (2<<3)|2 = 0x12; 20 + 22 = 42 = 0x2a bytes
-      '32', '02', ascii('n1'), // field 6 response_nonce, LEN: (6<<3)|2 = 0x32
+      '12',
+      '2a',
+      ascii('type.googleapis.com/istio.workload.Address'), // field 2 type_url, LEN: (2<<3)|2 = 0x12; 20 + 22 = 42 = 0x2a bytes
+      '32',
+      '02',
+      ascii('n1'), // field 6 response_nonce, LEN: (6<<3)|2 = 0x32
     ].join('');
     pinned(D.DeltaDiscoveryRequest, { typeUrl: 'type.googleapis.com/istio.workload.Address', responseNonce: 'n1' }, expected);
   });
 
   it('encodes an IstioCertificateRequest with csr, validity_duration and Struct metadata', () => {
     const expected = [
-      '0a', '01', ascii('c'), // field 1 csr, LEN: 0x0a
-      '18', '901c', // field 3 validity_duration, VARINT: (3<<3)|0 = 0x18; 3600 = 0x10 | 0x80, 3600 >> 7 = 0x1c
-      '22', '0a', // field 4 metadata (Struct), LEN: (4<<3)|2 = 0x22; 10 bytes:
-      '0a', '08', //   Struct field 1 fields (map entry), LEN: 0x0a; entry of 8 bytes:
-      '0a', '01', ascii('k'), //     entry field 1 key, LEN: 0x0a
-      '12', '03', //     entry field 2 value (Value), LEN: 0x12; 3 bytes:
-      '1a', '01', ascii('v'), //       Value field 3 string_value, LEN: (3<<3)|2 = 0x1a
+      '0a',
+      '01',
+      ascii('c'), // field 1 csr, LEN: 0x0a
+      '18',
+      '901c', // field 3 validity_duration, VARINT: (3<<3)|0 = 0x18; 3600 = 0x10 | 0x80, 3600 >> 7 = 0x1c
+      '22',
+      '0a', // field 4 metadata (Struct), LEN: (4<<3)|2 = 0x22; 10 bytes:
+      '0a',
+      '08', //   Struct field 1 fields (map entry), LEN: 0x0a; entry of 8 bytes:
+      '0a',
+      '01',
+      ascii('k'), //     entry field 1 key, LEN: 0x0a
+      '12',
+      '03', //     entry field 2 value (Value), LEN: 0x12; 3 bytes:
+      '1a',
+      '01',
+      ascii('v'), //       Value field 3 string_value, LEN: (3<<3)|2 = 0x1a
     ].join('');
-    pinned(istio.v1.auth.IstioCertificateRequest, { csr: 'c', validityDuration: 3600, metadata: { fields: { k: { stringValue: 'v' } } } }, expected);
+    pinned(
+      istio.v1.auth.IstioCertificateRequest,
+      { csr: 'c', validityDuration: 3600, metadata: { fields: { k: { stringValue: 'v' } } } },
+      expected,
+    );
   });
 });

@@ -7,45 +7,121 @@ import { formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
 import { identityOf, isInMesh, resolveInbound, routeOutbound, type OutboundRoute } from '../../ztunnel/proxy/route.js';
 import type { GatewayAddress, Service, Workload } from '../../ztunnel/state/model.js';
 import { WorkloadStore } from '../../ztunnel/state/store.js';
-import { service, workload } from '../support/mesh-state.js';
+import { service, workload } from '../../testbed/fixtures/mesh-state.js';
 
 const WEB = 'default/web.default.svc.cluster.local';
 const WAYPOINT_SVC = 'default/waypoint.default.svc.cluster.local';
-const waypointByHost: GatewayAddress = { destination: { kind: 'hostname', namespace: 'default', hostname: 'waypoint.default.svc.cluster.local' }, hboneMtlsPort: 15008 };
+const waypointByHost: GatewayAddress = {
+  destination: { kind: 'hostname', namespace: 'default', hostname: 'waypoint.default.svc.cluster.local' },
+  hboneMtlsPort: 15008,
+};
 const waypointByIp: GatewayAddress = { destination: { kind: 'address', network: '', address: '10.0.9.1' }, hboneMtlsPort: 15008 };
 
 const sleep = workload({ name: 'sleep', workloadIps: ['10.0.0.1'], serviceAccount: 'sleep' });
 const web1 = workload({ name: 'web-1', workloadIps: ['10.0.1.1'], serviceAccount: 'web', services: { [WEB]: { 80: 8080, 81: 9081 } } });
 const web2 = workload({ name: 'web-2', workloadIps: ['10.0.1.2'], serviceAccount: 'web', capacity: 3, services: { [WEB]: { 80: 9090 } } });
-const web3 = workload({ name: 'web-3', workloadIps: ['10.0.1.3'], serviceAccount: 'web', status: 'Unhealthy', services: { [WEB]: { 80: 8080 } } });
+const web3 = workload({
+  name: 'web-3',
+  workloadIps: ['10.0.1.3'],
+  serviceAccount: 'web',
+  status: 'Unhealthy',
+  services: { [WEB]: { 80: 8080 } },
+});
 const web = service({
   name: 'web',
   vips: [{ network: '', address: '10.96.0.10' }],
   ports: { 80: 8080, 81: 0 },
   subjectAltNames: ['spiffe://cluster.local/ns/default/sa/web-svc', 'not-a-spiffe-id'],
 });
-const legacyPod = workload({ name: 'legacy-1', workloadIps: ['10.0.2.1'], protocol: 'TCP', services: { 'default/legacy.default.svc.cluster.local': { 80: 8000 } } });
+const legacyPod = workload({
+  name: 'legacy-1',
+  workloadIps: ['10.0.2.1'],
+  protocol: 'TCP',
+  services: { 'default/legacy.default.svc.cluster.local': { 80: 8000 } },
+});
 const legacy = service({ name: 'legacy', vips: [{ network: '', address: '10.96.0.20' }], ports: { 80: 8000 } });
-const waypointPod = workload({ name: 'waypoint-1', workloadIps: ['10.0.9.1'], serviceAccount: 'waypoint', services: { [WAYPOINT_SVC]: { 15008: 15008 } } });
+const waypointPod = workload({
+  name: 'waypoint-1',
+  workloadIps: ['10.0.9.1'],
+  serviceAccount: 'waypoint',
+  services: { [WAYPOINT_SVC]: { 15008: 15008 } },
+});
 const waypointSvc = service({ name: 'waypoint', vips: [{ network: '', address: '10.96.0.99' }], ports: { 15008: 15008 } });
-const reviewsPod = workload({ name: 'reviews-1', workloadIps: ['10.0.5.1'], services: { 'default/reviews.default.svc.cluster.local': { 9080: 9080 } } });
-const reviews = service({ name: 'reviews', vips: [{ network: '', address: '10.96.0.30' }], ports: { 9080: 9080 }, waypoint: waypointByHost });
-const db = workload({ name: 'db', workloadIps: ['10.0.3.1'], waypoint: waypointByIp, services: { 'default/db.default.svc.cluster.local': { 5432: 5432 } } });
+const reviewsPod = workload({
+  name: 'reviews-1',
+  workloadIps: ['10.0.5.1'],
+  services: { 'default/reviews.default.svc.cluster.local': { 9080: 9080 } },
+});
+const reviews = service({
+  name: 'reviews',
+  vips: [{ network: '', address: '10.96.0.30' }],
+  ports: { 9080: 9080 },
+  waypoint: waypointByHost,
+});
+const db = workload({
+  name: 'db',
+  workloadIps: ['10.0.3.1'],
+  waypoint: waypointByIp,
+  services: { 'default/db.default.svc.cluster.local': { 5432: 5432 } },
+});
 const dbSvc = service({ name: 'db', vips: [{ network: '', address: '10.96.0.40' }], ports: { 5432: 5432 } });
-const dual = workload({ name: 'dual', workloadIps: ['10.0.4.1', 'fd00::4:1'], services: { 'default/dual.default.svc.cluster.local': { 80: 80 } } });
-const dualSvc = service({ name: 'dual', vips: [{ network: '', address: '10.96.0.50' }, { network: '', address: 'fd00::96:50' }], ports: { 80: 80 } });
+const dual = workload({
+  name: 'dual',
+  workloadIps: ['10.0.4.1', 'fd00::4:1'],
+  services: { 'default/dual.default.svc.cluster.local': { 80: 80 } },
+});
+const dualSvc = service({
+  name: 'dual',
+  vips: [
+    { network: '', address: '10.96.0.50' },
+    { network: '', address: 'fd00::96:50' },
+  ],
+  ports: { 80: 80 },
+});
 const v4only = service({ name: 'v4only', vips: [{ network: '', address: 'fd00::96:51' }], ports: { 80: 80 }, ipFamilies: 'IPv4' });
-const dualForV4only = workload({ name: 'dual-b', workloadIps: ['10.0.4.2', 'fd00::4:2'], services: { 'default/v4only.default.svc.cluster.local': { 80: 80 } } });
+const dualForV4only = workload({
+  name: 'dual-b',
+  workloadIps: ['10.0.4.2', 'fd00::4:2'],
+  services: { 'default/v4only.default.svc.cluster.local': { 80: 80 } },
+});
 const empty = service({ name: 'empty', vips: [{ network: '', address: '10.96.0.60' }], ports: { 80: 80 } });
-const external = service({ name: 'external', vips: [{ network: '', address: '10.96.0.70' }], ports: { 443: 443 }, loadBalancer: { routingPreferences: [], mode: 'Passthrough', healthPolicy: 'OnlyHealthy' } });
-const lost = service({ name: 'lost', vips: [{ network: '', address: '10.96.0.80' }], ports: { 80: 80 }, waypoint: { destination: { kind: 'hostname', namespace: 'default', hostname: 'gone' }, hboneMtlsPort: 15008 } });
-const remotePod = workload({ name: 'remote-1', workloadIps: ['10.1.0.1'], network: 'other', services: { 'default/remote.default.svc.cluster.local': { 80: 80 } } });
+const external = service({
+  name: 'external',
+  vips: [{ network: '', address: '10.96.0.70' }],
+  ports: { 443: 443 },
+  loadBalancer: { routingPreferences: [], mode: 'Passthrough', healthPolicy: 'OnlyHealthy' },
+});
+const lost = service({
+  name: 'lost',
+  vips: [{ network: '', address: '10.96.0.80' }],
+  ports: { 80: 80 },
+  waypoint: { destination: { kind: 'hostname', namespace: 'default', hostname: 'gone' }, hboneMtlsPort: 15008 },
+});
+const remotePod = workload({
+  name: 'remote-1',
+  workloadIps: ['10.1.0.1'],
+  network: 'other',
+  services: { 'default/remote.default.svc.cluster.local': { 80: 80 } },
+});
 const remote = service({ name: 'remote', vips: [{ network: '', address: '10.96.0.90' }], ports: { 80: 80 } });
 
 function mesh(extra: { workloads?: Workload[]; services?: Service[] } = {}): WorkloadStore {
   const s = new WorkloadStore();
   s.replaceAll({
-    workloads: [sleep, web1, web2, web3, legacyPod, waypointPod, reviewsPod, db, dual, dualForV4only, remotePod, ...(extra.workloads ?? [])],
+    workloads: [
+      sleep,
+      web1,
+      web2,
+      web3,
+      legacyPod,
+      waypointPod,
+      reviewsPod,
+      db,
+      dual,
+      dualForV4only,
+      remotePod,
+      ...(extra.workloads ?? []),
+    ],
     services: [web, legacy, waypointSvc, reviews, dbSvc, dualSvc, v4only, empty, external, lost, remote, ...(extra.services ?? [])],
     policies: [],
   });
@@ -55,7 +131,11 @@ function mesh(extra: { workloads?: Workload[]; services?: Service[] } = {}): Wor
 const fixed = (r: number) => (): number => r;
 const id = (w: Workload): string => formatSpiffeId(identityOf(w));
 function expectKind<K extends OutboundRoute['kind']>(r: OutboundRoute, kind: K): Extract<OutboundRoute, { kind: K }> {
-  assert.equal(r.kind, kind, JSON.stringify(r, (k, v) => (k === 'destination' || k === 'service' ? undefined : v)));
+  assert.equal(
+    r.kind,
+    kind,
+    JSON.stringify(r, (k, v) => (k === 'destination' || k === 'service' ? undefined : v)),
+  );
   return r as Extract<OutboundRoute, { kind: K }>;
 }
 
@@ -65,7 +145,10 @@ describe('routeOutbound: services', () => {
     assert.equal(r.destination, web1);
     assert.deepEqual([r.address, r.port, r.authority, r.targetPort, r.viaWaypoint], ['10.0.1.1', 15008, '10.0.1.1:8080', 8080, false]);
     assert.equal(r.service, web);
-    assert.deepEqual(r.expectedIdentities.map(formatSpiffeId), ['spiffe://cluster.local/ns/default/sa/web', 'spiffe://cluster.local/ns/default/sa/web-svc']);
+    assert.deepEqual(r.expectedIdentities.map(formatSpiffeId), [
+      'spiffe://cluster.local/ns/default/sa/web',
+      'spiffe://cluster.local/ns/default/sa/web-svc',
+    ]);
   });
 
   it("prefers the endpoint's port mapping over the service target port", () => {
@@ -76,7 +159,9 @@ describe('routeOutbound: services', () => {
 
   it('chooses endpoints weighted by capacity, deterministically for an injected random', () => {
     // web-1 has capacity 1 and web-2 capacity 3: [0, 0.25) picks web-1, [0.25, 1) picks web-2.
-    const picks = [0, 0.2, 0.249, 0.25, 0.5, 0.999].map((r) => expectKind(routeOutbound(mesh(), sleep, { ip: '10.96.0.10', port: 80 }, fixed(r)), 'hbone').destination.name);
+    const picks = [0, 0.2, 0.249, 0.25, 0.5, 0.999].map(
+      (r) => expectKind(routeOutbound(mesh(), sleep, { ip: '10.96.0.10', port: 80 }, fixed(r)), 'hbone').destination.name,
+    );
     assert.deepEqual(picks, ['web-1', 'web-1', 'web-1', 'web-2', 'web-2', 'web-2']);
   });
 
@@ -143,16 +228,38 @@ describe('routeOutbound: services', () => {
   it('keeps to the best locality under Failover and drops others under Strict', () => {
     const here = { region: 'r1', zone: 'z1', subzone: '' };
     const src = workload({ ...sleep, name: 'sleep', locality: here });
-    const near = workload({ name: 'near', workloadIps: ['10.0.6.1'], locality: here, services: { 'default/geo.default.svc.cluster.local': { 80: 80 } } });
-    const far = workload({ name: 'far', workloadIps: ['10.0.6.2'], locality: { region: 'r2', zone: 'z9', subzone: '' }, services: { 'default/geo.default.svc.cluster.local': { 80: 80 } } });
+    const near = workload({
+      name: 'near',
+      workloadIps: ['10.0.6.1'],
+      locality: here,
+      services: { 'default/geo.default.svc.cluster.local': { 80: 80 } },
+    });
+    const far = workload({
+      name: 'far',
+      workloadIps: ['10.0.6.2'],
+      locality: { region: 'r2', zone: 'z9', subzone: '' },
+      services: { 'default/geo.default.svc.cluster.local': { 80: 80 } },
+    });
     const geo = (mode: 'Failover' | 'Strict'): Service =>
-      service({ name: 'geo', vips: [{ network: '', address: '10.96.1.1' }], ports: { 80: 80 }, loadBalancer: { routingPreferences: ['Region', 'Zone'], mode, healthPolicy: 'OnlyHealthy' } });
+      service({
+        name: 'geo',
+        vips: [{ network: '', address: '10.96.1.1' }],
+        ports: { 80: 80 },
+        loadBalancer: { routingPreferences: ['Region', 'Zone'], mode, healthPolicy: 'OnlyHealthy' },
+      });
     for (const r of [0, 0.99]) {
-      const route = expectKind(routeOutbound(mesh({ workloads: [near, far], services: [geo('Failover')] }), src, { ip: '10.96.1.1', port: 80 }, fixed(r)), 'hbone');
+      const route = expectKind(
+        routeOutbound(mesh({ workloads: [near, far], services: [geo('Failover')] }), src, { ip: '10.96.1.1', port: 80 }, fixed(r)),
+        'hbone',
+      );
       assert.equal(route.destination.name, 'near');
     }
     const onlyFar = mesh({ workloads: [far], services: [geo('Failover')] });
-    assert.equal(expectKind(routeOutbound(onlyFar, src, { ip: '10.96.1.1', port: 80 }), 'hbone').destination.name, 'far', 'Failover falls back');
+    assert.equal(
+      expectKind(routeOutbound(onlyFar, src, { ip: '10.96.1.1', port: 80 }), 'hbone').destination.name,
+      'far',
+      'Failover falls back',
+    );
     const strict = mesh({ workloads: [far], services: [geo('Strict')] });
     assert.equal(expectKind(routeOutbound(strict, src, { ip: '10.96.1.1', port: 80 }), 'reject').code, 'NO_HEALTHY_UPSTREAM');
   });
@@ -161,7 +268,10 @@ describe('routeOutbound: services', () => {
 describe('routeOutbound: workloads and passthrough', () => {
   it('tunnels directly to a workload addressed by its IP', () => {
     const r = expectKind(routeOutbound(mesh(), sleep, { ip: '10.0.1.1', port: 8080 }), 'hbone');
-    assert.deepEqual([r.address, r.port, r.authority, r.targetPort, r.service, r.viaWaypoint], ['10.0.1.1', 15008, '10.0.1.1:8080', 8080, undefined, false]);
+    assert.deepEqual(
+      [r.address, r.port, r.authority, r.targetPort, r.service, r.viaWaypoint],
+      ['10.0.1.1', 15008, '10.0.1.1:8080', 8080, undefined, false],
+    );
     assert.deepEqual(r.expectedIdentities.map(formatSpiffeId), [id(web1)]);
   });
 
@@ -209,7 +319,7 @@ describe('routeOutbound: waypoints', () => {
     assert.deepEqual([r.address, r.authority, r.viaWaypoint, r.service], ['10.0.9.1', '10.0.3.1:5432', true, undefined]);
   });
 
-  it("lets the waypoint itself reach the workload directly (no loop through itself)", () => {
+  it('lets the waypoint itself reach the workload directly (no loop through itself)', () => {
     const r = expectKind(routeOutbound(mesh(), waypointPod, { ip: '10.0.3.1', port: 5432 }), 'hbone');
     assert.deepEqual([r.address, r.authority, r.viaWaypoint], ['10.0.3.1', '10.0.3.1:5432', false]);
   });
@@ -288,7 +398,7 @@ describe('resolveInbound', () => {
     assert.deepEqual(r.kind === 'ok' ? [r.address, r.port, r.service] : r, ['10.0.1.2', 9090, web]);
   });
 
-  it("falls back to the service target port when the pod has no mapping", () => {
+  it('falls back to the service target port when the pod has no mapping', () => {
     const r = resolveInbound(mesh(), sleep, '10.0.0.1', target('legacy.default.svc.cluster.local:80'));
     assert.deepEqual(r.kind === 'ok' ? r.port : r, 8000);
   });

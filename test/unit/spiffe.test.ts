@@ -62,7 +62,9 @@ describe('SPIFFE identities', () => {
     it(`rejects ${why}`, () => {
       assert.throws(
         () => parseSpiffeId(uri),
-        (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID) && /spiffe:\/\/<trust-domain>\/ns\/<namespace>\/sa\/<service-account>/.test((err as Error).message),
+        (err: unknown) =>
+          hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID) &&
+          /spiffe:\/\/<trust-domain>\/ns\/<namespace>\/sa\/<service-account>/.test((err as Error).message),
       );
       assert.equal(tryParseSpiffeId(uri), undefined);
     });
@@ -80,8 +82,14 @@ describe('SPIFFE identities', () => {
     assert.equal(id.trustDomain, DEFAULT_TRUST_DOMAIN);
     assert.equal(formatSpiffeId(id), 'spiffe://cluster.local/ns/default/sa/sleep');
     assert.equal(formatSpiffeId(makeIdentity('a', 'b', 'example.org')), 'spiffe://example.org/ns/a/sa/b');
-    assert.throws(() => makeIdentity('a/b', 'c'), (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID));
-    assert.throws(() => makeIdentity('a', ''), (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID));
+    assert.throws(
+      () => makeIdentity('a/b', 'c'),
+      (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID),
+    );
+    assert.throws(
+      () => makeIdentity('a', ''),
+      (err: unknown) => hasErrorCode(err, IdentityErrorCode.BAD_SPIFFE_ID),
+    );
   });
 
   it('spells principals as AuthorizationPolicy does, without the scheme', () => {

@@ -18,7 +18,7 @@ import {
   WdsConvertError,
   type WdsRejectReason,
 } from '../../ztunnel/sources/wds-convert.js';
-import { authz, clusterState, node, ns, peerAuth, pod, svc } from '../support/kube-fixtures.js';
+import { authz, clusterState, node, ns, peerAuth, pod, svc } from '../../testbed/fixtures/kube-fixtures.js';
 
 type IWorkload = istio.workload.Workload.$Properties;
 type IService = istio.workload.Service.$Properties;
@@ -43,12 +43,29 @@ describe('round trip: Kubernetes → WDS → ztunnel model = local config', () =
       pod({ namespace: 'legacy', name: 'db-0', labels: { app: 'db' }, ip: '10.0.0.2', node: 'node-2', ready: false }),
     ],
     services: [
-      svc({ namespace: 'apps', name: 'web', selector: { app: 'web' }, clusterIP: '10.96.0.1', ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'grpc', port: 9090, targetPort: 'grpc' }] }),
+      svc({
+        namespace: 'apps',
+        name: 'web',
+        selector: { app: 'web' },
+        clusterIP: '10.96.0.1',
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080 },
+          { name: 'grpc', port: 9090, targetPort: 'grpc' },
+        ],
+      }),
       svc({ namespace: 'legacy', name: 'db', selector: { app: 'db' }, clusterIP: 'None', ports: [{ name: 'tcp', port: 5432 }] }),
     ],
     authorizationPolicies: [
-      authz('apps', 'allow-web', { selector: { matchLabels: { app: 'web' } }, rules: [{ from: [{ source: { namespaces: ['apps'], principals: ['cluster.local/ns/apps/sa/*'] } }] }] }),
-      authz('apps', 'deny-ssh', { action: 'DENY', rules: [{ to: [{ operation: { ports: ['22'] } }], when: [{ key: 'source.ip', notValues: ['10.0.0.0/8'] }] }] }, { 'istio.io/dry-run': 'true' }),
+      authz('apps', 'allow-web', {
+        selector: { matchLabels: { app: 'web' } },
+        rules: [{ from: [{ source: { namespaces: ['apps'], principals: ['cluster.local/ns/apps/sa/*'] } }] }],
+      }),
+      authz(
+        'apps',
+        'deny-ssh',
+        { action: 'DENY', rules: [{ to: [{ operation: { ports: ['22'] } }], when: [{ key: 'source.ip', notValues: ['10.0.0.0/8'] }] }] },
+        { 'istio.io/dry-run': 'true' },
+      ),
     ],
     peerAuthentications: [peerAuth('istio-system', 'default', { mtls: { mode: 'STRICT' } })],
   });
@@ -130,15 +147,24 @@ policies:
 
   it('reads every workload as the local config does', () => {
     assert.deepEqual([workloads.length, services.length, policies.length], [2, 2, 3]);
-    assert.deepEqual(byKey(workloads, (w) => w.uid), byKey(expected.workloads, (w) => w.uid));
+    assert.deepEqual(
+      byKey(workloads, (w) => w.uid),
+      byKey(expected.workloads, (w) => w.uid),
+    );
   });
 
   it('reads every service as the local config does', () => {
-    assert.deepEqual(byKey(services, (s) => `${s.namespace}/${s.hostname}`), byKey(expected.services, (s) => `${s.namespace}/${s.hostname}`));
+    assert.deepEqual(
+      byKey(services, (s) => `${s.namespace}/${s.hostname}`),
+      byKey(expected.services, (s) => `${s.namespace}/${s.hostname}`),
+    );
   });
 
   it('reads every policy as the local config does', () => {
-    assert.deepEqual(byKey(policies, (p) => `${p.namespace}/${p.name}`), byKey(expected.policies, (p) => `${p.namespace}/${p.name}`));
+    assert.deepEqual(
+      byKey(policies, (p) => `${p.namespace}/${p.name}`),
+      byKey(expected.policies, (p) => `${p.namespace}/${p.name}`),
+    );
   });
 });
 
@@ -162,7 +188,10 @@ describe('defaults applied at the WDS edge', () => {
   });
 
   it('reads NONE as plain TCP and IPv4-mapped addresses as IPv4', () => {
-    const w = wl({ tunnelProtocol: istio.workload.TunnelProtocol.NONE, addresses: [Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1), Uint8Array.of(10, 0, 0, 1)] });
+    const w = wl({
+      tunnelProtocol: istio.workload.TunnelProtocol.NONE,
+      addresses: [Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1), Uint8Array.of(10, 0, 0, 1)],
+    });
     assert.equal(w.protocol, 'TCP');
     assert.deepEqual(w.workloadIps, ['10.0.0.1']);
   });
@@ -173,12 +202,16 @@ describe('defaults applied at the WDS edge', () => {
       networkGateway: { address: { network: 'n2', address: Uint8Array.of(1, 2, 3, 4) }, hboneMtlsPort: 15009 },
       applicationTunnel: { protocol: istio.workload.ApplicationTunnel.Protocol.PROXY },
     });
-    assert.deepEqual(w.waypoint, { destination: { kind: 'hostname', namespace: 'ns', hostname: 'wp.ns.svc.cluster.local' }, hboneMtlsPort: 15008 });
+    assert.deepEqual(w.waypoint, {
+      destination: { kind: 'hostname', namespace: 'ns', hostname: 'wp.ns.svc.cluster.local' },
+      hboneMtlsPort: 15008,
+    });
     assert.deepEqual(w.networkGateway, { destination: { kind: 'address', network: 'n2', address: '1.2.3.4' }, hboneMtlsPort: 15009 });
     assert.deepEqual(w.applicationTunnel, { protocol: 'PROXY', port: undefined });
   });
 
-  it('reads an unknown workload type as deployment, as ztunnel does', () => assert.equal(wl({ workloadType: 42 as istio.workload.WorkloadType }).workloadType, 'deployment'));
+  it('reads an unknown workload type as deployment, as ztunnel does', () =>
+    assert.equal(wl({ workloadType: 42 as istio.workload.WorkloadType }).workloadType, 'deployment'));
 
   it('reads a VIP with a shorter length as a CIDR VIP and an unknown visibility as public', () => {
     const m = addressToModel('ns/s.ns.svc', {
@@ -186,7 +219,10 @@ describe('defaults applied at the WDS edge', () => {
         name: 's',
         namespace: 'ns',
         hostname: 's.ns.svc',
-        addresses: [{ network: '', address: Uint8Array.of(10, 96, 0, 1), length: 32 }, { network: 'n', address: Uint8Array.of(10, 97, 0, 0), length: 16 }],
+        addresses: [
+          { network: '', address: Uint8Array.of(10, 96, 0, 1), length: 32 },
+          { network: 'n', address: Uint8Array.of(10, 97, 0, 0), length: 16 },
+        ],
         visibility: 9 as istio.workload.Service.Visibility,
       },
     });
@@ -198,34 +234,102 @@ describe('defaults applied at the WDS edge', () => {
   });
 
   it('keeps the last of two entries for one service port (TCP and UDP 53)', () => {
-    const m = addressToModel('kube-system/dns', { service: { name: 'dns', namespace: 'kube-system', hostname: 'dns', ports: [{ servicePort: 53, targetPort: 53 }, { servicePort: 53, targetPort: 5353 }] } });
+    const m = addressToModel('kube-system/dns', {
+      service: {
+        name: 'dns',
+        namespace: 'kube-system',
+        hostname: 'dns',
+        ports: [
+          { servicePort: 53, targetPort: 53 },
+          { servicePort: 53, targetPort: 5353 },
+        ],
+      },
+    });
     assert.deepEqual((m as { service: Service }).service.ports, { 53: 5353 });
   });
 });
 
 describe('malformed WDS resources are refused with a typed reason', () => {
-  const W: IWorkload = { uid: 'K//Pod/ns/p', name: 'p', namespace: 'ns', tunnelProtocol: istio.workload.TunnelProtocol.HBONE, addresses: [Uint8Array.of(10, 0, 0, 1)] };
-  const S: IService = { name: 's', namespace: 'ns', hostname: 's.ns.svc.cluster.local', addresses: [{ network: '', address: Uint8Array.of(10, 96, 0, 1) }], ports: [{ servicePort: 80, targetPort: 8080 }] };
-  const P: IAuthorization = { name: 'p', namespace: 'ns', scope: istio.security.Scope.NAMESPACE, action: istio.security.Action.ALLOW, rules: [] };
+  const W: IWorkload = {
+    uid: 'K//Pod/ns/p',
+    name: 'p',
+    namespace: 'ns',
+    tunnelProtocol: istio.workload.TunnelProtocol.HBONE,
+    addresses: [Uint8Array.of(10, 0, 0, 1)],
+  };
+  const S: IService = {
+    name: 's',
+    namespace: 'ns',
+    hostname: 's.ns.svc.cluster.local',
+    addresses: [{ network: '', address: Uint8Array.of(10, 96, 0, 1) }],
+    ports: [{ servicePort: 80, targetPort: 8080 }],
+  };
+  const P: IAuthorization = {
+    name: 'p',
+    namespace: 'ns',
+    scope: istio.security.Scope.NAMESPACE,
+    action: istio.security.Action.ALLOW,
+    rules: [],
+  };
   const SN = 'ns/s.ns.svc.cluster.local';
   const withMatch = (m: istio.security.Match.$Properties): IAuthorization => ({ ...P, rules: [{ clauses: [{ matches: [m] }] }] });
 
   const cases: readonly { name: string; convert: () => unknown; reason: WdsRejectReason; field: string }[] = [
     { name: 'an Address with nothing in it', convert: () => addressToModel('x', {}), reason: 'MISSING_FIELD', field: '' },
-    { name: 'an Address with a workload and a service', convert: () => addressToModel('x', { workload: W, service: S }), reason: 'MISSING_FIELD', field: '' },
-    { name: 'a workload named other than its uid', convert: () => addressToModel('K//Pod/ns/q', { workload: W }), reason: 'NAME_MISMATCH', field: 'workload.uid' },
-    { name: 'a workload without a uid', convert: () => addressToModel('', { workload: { ...W, uid: '' } }), reason: 'MISSING_FIELD', field: 'workload.uid' },
-    { name: 'a 3-byte address', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, addresses: [Uint8Array.of(10, 0, 0)] } }), reason: 'BAD_ADDRESS', field: 'workload.addresses[0]' },
+    {
+      name: 'an Address with a workload and a service',
+      convert: () => addressToModel('x', { workload: W, service: S }),
+      reason: 'MISSING_FIELD',
+      field: '',
+    },
+    {
+      name: 'a workload named other than its uid',
+      convert: () => addressToModel('K//Pod/ns/q', { workload: W }),
+      reason: 'NAME_MISMATCH',
+      field: 'workload.uid',
+    },
+    {
+      name: 'a workload without a uid',
+      convert: () => addressToModel('', { workload: { ...W, uid: '' } }),
+      reason: 'MISSING_FIELD',
+      field: 'workload.uid',
+    },
+    {
+      name: 'a 3-byte address',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, addresses: [Uint8Array.of(10, 0, 0)] } }),
+      reason: 'BAD_ADDRESS',
+      field: 'workload.addresses[0]',
+    },
     {
       name: 'LEGACY_ISTIO_MTLS',
       convert: () => addressToModel(W.uid ?? '', { workload: { ...W, tunnelProtocol: istio.workload.TunnelProtocol.LEGACY_ISTIO_MTLS } }),
       reason: 'UNSUPPORTED_TUNNEL_PROTOCOL',
       field: 'workload.tunnel_protocol',
     },
-    { name: 'an unknown tunnel protocol', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, tunnelProtocol: 7 as istio.workload.TunnelProtocol } }), reason: 'UNKNOWN_ENUM', field: 'workload.tunnel_protocol' },
-    { name: 'an unknown status', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, status: 4 as istio.workload.WorkloadStatus } }), reason: 'UNKNOWN_ENUM', field: 'workload.status' },
-    { name: 'an unknown network mode', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, networkMode: 2 as istio.workload.NetworkMode } }), reason: 'UNKNOWN_ENUM', field: 'workload.network_mode' },
-    { name: 'an identity that cannot exist', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, serviceAccount: 'a/b' } }), reason: 'BAD_IDENTITY', field: 'workload' },
+    {
+      name: 'an unknown tunnel protocol',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, tunnelProtocol: 7 as istio.workload.TunnelProtocol } }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'workload.tunnel_protocol',
+    },
+    {
+      name: 'an unknown status',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, status: 4 as istio.workload.WorkloadStatus } }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'workload.status',
+    },
+    {
+      name: 'an unknown network mode',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, networkMode: 2 as istio.workload.NetworkMode } }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'workload.network_mode',
+    },
+    {
+      name: 'an identity that cannot exist',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, serviceAccount: 'a/b' } }),
+      reason: 'BAD_IDENTITY',
+      field: 'workload',
+    },
     {
       name: 'a services key without a namespace',
       convert: () => addressToModel(W.uid ?? '', { workload: { ...W, services: { 'web.svc': { ports: [] } } } }),
@@ -234,7 +338,8 @@ describe('malformed WDS resources are refused with a typed reason', () => {
     },
     {
       name: 'a workload target port 0',
-      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, services: { 'ns/web': { ports: [{ servicePort: 80, targetPort: 0 }] } } } }),
+      convert: () =>
+        addressToModel(W.uid ?? '', { workload: { ...W, services: { 'ns/web': { ports: [{ servicePort: 80, targetPort: 0 }] } } } }),
       reason: 'BAD_PORT',
       field: 'workload.services["ns/web"].ports[0].target_port',
     },
@@ -244,16 +349,36 @@ describe('malformed WDS resources are refused with a typed reason', () => {
       reason: 'BAD_KEY',
       field: 'workload.authorization_policies[0]',
     },
-    { name: 'a waypoint without a destination', convert: () => addressToModel(W.uid ?? '', { workload: { ...W, waypoint: { hboneMtlsPort: 15008 } } }), reason: 'MISSING_GATEWAY_ADDRESS', field: 'workload.waypoint' },
+    {
+      name: 'a waypoint without a destination',
+      convert: () => addressToModel(W.uid ?? '', { workload: { ...W, waypoint: { hboneMtlsPort: 15008 } } }),
+      reason: 'MISSING_GATEWAY_ADDRESS',
+      field: 'workload.waypoint',
+    },
     {
       name: 'a waypoint address of 5 bytes',
       convert: () => addressToModel(W.uid ?? '', { workload: { ...W, waypoint: { address: { address: Uint8Array.of(1, 2, 3, 4, 5) } } } }),
       reason: 'BAD_ADDRESS',
       field: 'workload.waypoint.address.address',
     },
-    { name: 'a service named other than <ns>/<hostname>', convert: () => addressToModel('ns/s', { service: S }), reason: 'NAME_MISMATCH', field: '' },
-    { name: 'a hostname with a space', convert: () => addressToModel('ns/a b', { service: { ...S, hostname: 'a b' } }), reason: 'BAD_HOSTNAME', field: 'service.hostname' },
-    { name: 'a service port 0', convert: () => addressToModel(SN, { service: { ...S, ports: [{ servicePort: 0 }] } }), reason: 'BAD_PORT', field: 'service.ports[0].service_port' },
+    {
+      name: 'a service named other than <ns>/<hostname>',
+      convert: () => addressToModel('ns/s', { service: S }),
+      reason: 'NAME_MISMATCH',
+      field: '',
+    },
+    {
+      name: 'a hostname with a space',
+      convert: () => addressToModel('ns/a b', { service: { ...S, hostname: 'a b' } }),
+      reason: 'BAD_HOSTNAME',
+      field: 'service.hostname',
+    },
+    {
+      name: 'a service port 0',
+      convert: () => addressToModel(SN, { service: { ...S, ports: [{ servicePort: 0 }] } }),
+      reason: 'BAD_PORT',
+      field: 'service.ports[0].service_port',
+    },
     {
       name: 'a VIP prefix longer than the address',
       convert: () => addressToModel(SN, { service: { ...S, addresses: [{ address: Uint8Array.of(10, 0, 0, 0), length: 33 }] } }),
@@ -268,11 +393,19 @@ describe('malformed WDS resources are refused with a typed reason', () => {
     },
     {
       name: 'an unspecified routing preference',
-      convert: () => addressToModel(SN, { service: { ...S, loadBalancing: { routingPreference: [istio.workload.LoadBalancing.Scope.UNSPECIFIED_SCOPE] } } }),
+      convert: () =>
+        addressToModel(SN, {
+          service: { ...S, loadBalancing: { routingPreference: [istio.workload.LoadBalancing.Scope.UNSPECIFIED_SCOPE] } },
+        }),
       reason: 'UNKNOWN_ENUM',
       field: 'service.load_balancing.routing_preference[0]',
     },
-    { name: 'an unknown IP family', convert: () => addressToModel(SN, { service: { ...S, ipFamilies: 8 as istio.workload.IPFamilies } }), reason: 'UNKNOWN_ENUM', field: 'service.ip_families' },
+    {
+      name: 'an unknown IP family',
+      convert: () => addressToModel(SN, { service: { ...S, ipFamilies: 8 as istio.workload.IPFamilies } }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'service.ip_families',
+    },
     {
       name: 'a weighted waypoint without a destination',
       convert: () => addressToModel(SN, { service: { ...S, weightedWaypoints: [{ weight: 10 }] } }),
@@ -280,10 +413,30 @@ describe('malformed WDS resources are refused with a typed reason', () => {
       field: 'service.weighted_waypoints[0].destination',
     },
     { name: 'a policy named other than <ns>/<name>', convert: () => authorizationToModel('ns/q', P), reason: 'NAME_MISMATCH', field: '' },
-    { name: 'a policy without a name', convert: () => authorizationToModel('ns/', { ...P, name: '' }), reason: 'MISSING_FIELD', field: 'name' },
-    { name: 'an unknown scope', convert: () => authorizationToModel('ns/p', { ...P, scope: 3 as istio.security.Scope }), reason: 'UNKNOWN_ENUM', field: 'scope' },
-    { name: 'an unknown action', convert: () => authorizationToModel('ns/p', { ...P, action: 2 as istio.security.Action }), reason: 'UNKNOWN_ENUM', field: 'action' },
-    { name: 'a string match with no value', convert: () => authorizationToModel('ns/p', withMatch({ principals: [{}] })), reason: 'BAD_STRING_MATCH', field: 'rules[0].clauses[0].matches[0].principals[0]' },
+    {
+      name: 'a policy without a name',
+      convert: () => authorizationToModel('ns/', { ...P, name: '' }),
+      reason: 'MISSING_FIELD',
+      field: 'name',
+    },
+    {
+      name: 'an unknown scope',
+      convert: () => authorizationToModel('ns/p', { ...P, scope: 3 as istio.security.Scope }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'scope',
+    },
+    {
+      name: 'an unknown action',
+      convert: () => authorizationToModel('ns/p', { ...P, action: 2 as istio.security.Action }),
+      reason: 'UNKNOWN_ENUM',
+      field: 'action',
+    },
+    {
+      name: 'a string match with no value',
+      convert: () => authorizationToModel('ns/p', withMatch({ principals: [{}] })),
+      reason: 'BAD_STRING_MATCH',
+      field: 'rules[0].clauses[0].matches[0].principals[0]',
+    },
     {
       name: 'a source address of 5 bytes',
       convert: () => authorizationToModel('ns/p', withMatch({ sourceIps: [{ address: Uint8Array.of(1, 2, 3, 4, 5), length: 8 }] })),
@@ -302,8 +455,18 @@ describe('malformed WDS resources are refused with a typed reason', () => {
       reason: 'BAD_PORT',
       field: 'rules[0].clauses[0].matches[0].destination_ports[0]',
     },
-    { name: 'bytes that are not an Address', convert: () => decodeAddress('x', Uint8Array.of(0x0a, 0xff, 0xff)), reason: 'UNDECODABLE', field: '' },
-    { name: 'bytes that are not an Authorization', convert: () => decodeAuthorization('ns/p', Uint8Array.of(0x2a, 0x05, 0x01)), reason: 'UNDECODABLE', field: '' },
+    {
+      name: 'bytes that are not an Address',
+      convert: () => decodeAddress('x', Uint8Array.of(0x0a, 0xff, 0xff)),
+      reason: 'UNDECODABLE',
+      field: '',
+    },
+    {
+      name: 'bytes that are not an Authorization',
+      convert: () => decodeAuthorization('ns/p', Uint8Array.of(0x2a, 0x05, 0x01)),
+      reason: 'UNDECODABLE',
+      field: '',
+    },
   ];
 
   for (const c of cases) {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { WorkloadStore, type StoreChange } from '../../ztunnel/state/store.js';
-import { policy, service, workload } from '../support/mesh-state.js';
+import { policy, service, workload } from '../../testbed/fixtures/mesh-state.js';
 
 const uids = (ws: Iterable<{ uid: string }>): string[] => [...ws].map((w) => w.uid);
 const keys = (ps: Iterable<{ namespace: string; name: string }>): string[] => [...ps].map((p) => `${p.namespace}/${p.name}`);
@@ -92,7 +92,13 @@ describe('WorkloadStore: workloads', () => {
 describe('WorkloadStore: services', () => {
   it('finds a service by key, VIP and hostname', () => {
     const s = new WorkloadStore();
-    const web = service({ name: 'web', vips: [{ network: '', address: '10.96.0.1' }, { network: 'n2', address: 'FD00::1' }] });
+    const web = service({
+      name: 'web',
+      vips: [
+        { network: '', address: '10.96.0.1' },
+        { network: 'n2', address: 'FD00::1' },
+      ],
+    });
     s.apply({ services: [web] });
     assert.equal(s.service('default/web.default.svc.cluster.local'), web);
     assert.equal(s.serviceByVip('', '10.96.0.1'), web);
@@ -223,7 +229,10 @@ describe('WorkloadStore: versions and change events', () => {
     const changes = recording(s);
     s.apply({ workloads: [workload({ name: 'a', canonicalRevision: 'v2' })] });
     s.apply({ workloads: [workload({ name: 'a', canonicalRevision: 'v2', authorizationPolicies: ['default/strict'] })] });
-    assert.deepEqual(changes.map((c) => c.authorizationChanged), [false, true]);
+    assert.deepEqual(
+      changes.map((c) => c.authorizationChanged),
+      [false, true],
+    );
   });
 
   it('reports a removed policy as an authorization change', () => {

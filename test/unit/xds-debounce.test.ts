@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { debounceSettingsFromEnv, parseGoDuration } from '../../controller/xds/config.js';
 import { type MergedPushRequest, PushDebouncer, type PushRequest } from '../../controller/xds/debounce.js';
-import { FakeClock } from '../support/fake-clock.js';
+import { FakeClock } from '../../testbed/fixtures/fake-clock.js';
 
 const A = 'type.googleapis.com/istio.workload.Address';
 const P = 'type.googleapis.com/istio.security.Authorization';

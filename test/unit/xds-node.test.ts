@@ -36,7 +36,14 @@ describe('ztunnel node', () => {
   });
 
   it('survives the wire and parses into a ProxyInfo', () => {
-    const node = ztunnelNode({ ip: '10.0.0.5', podName: 'ztunnel-abc', podNamespace: 'istio-system', nodeName: 'node-1', clusterId: 'c1', metadata: { EXTRA: { a: [1, true, null] } } });
+    const node = ztunnelNode({
+      ip: '10.0.0.5',
+      podName: 'ztunnel-abc',
+      podNamespace: 'istio-system',
+      nodeName: 'node-1',
+      clusterId: 'c1',
+      metadata: { EXTRA: { a: [1, true, null] } },
+    });
     const wire = envoy.config.core.v3.Node.decode(envoy.config.core.v3.Node.encode(node).finish());
     const p = parseProxyNode(wire, facts);
     assert.equal(p.type, 'ztunnel');
@@ -56,7 +63,10 @@ describe('ztunnel node', () => {
 describe('parsing a Node', () => {
   it('takes IPs from INSTANCE_IPS, the namespace from the id without NAMESPACE, the cluster from the header', () => {
     const p = parseProxyNode(
-      { id: 'sidecar~10.1.1.1~productpage-v1-123.bookinfo~bookinfo.svc.cluster.local', metadata: toStruct({ INSTANCE_IPS: '10.1.1.1,fd00::1' }) },
+      {
+        id: 'sidecar~10.1.1.1~productpage-v1-123.bookinfo~bookinfo.svc.cluster.local',
+        metadata: toStruct({ INSTANCE_IPS: '10.1.1.1,fd00::1' }),
+      },
       { ...facts, clusterIdHeader: 'east' },
     );
     assert.deepEqual(p.ipAddresses, ['10.1.1.1', 'fd00::1']);
@@ -75,11 +85,14 @@ describe('parsing a Node', () => {
   ];
   for (const [what, node, msg] of bad) {
     it(`refuses ${what} with XDS_BAD_NODE`, () => {
-      assert.throws(() => parseProxyNode(node, facts), (err: unknown) => {
-        assert.equal((err as { code?: string }).code, 'XDS_BAD_NODE');
-        assert.match((err as Error).message, msg);
-        return true;
-      });
+      assert.throws(
+        () => parseProxyNode(node, facts),
+        (err: unknown) => {
+          assert.equal((err as { code?: string }).code, 'XDS_BAD_NODE');
+          assert.match((err as Error).message, msg);
+          return true;
+        },
+      );
     });
   }
 
@@ -110,9 +123,18 @@ describe('reconnect timing', () => {
   });
 
   it('keeps jitter within ±10% and never above the cap', () => {
-    assert.equal(reconnectDelayMs(1, () => 0), 9);
-    assert.equal(reconnectDelayMs(1, () => 0.999999), 11);
-    assert.equal(reconnectDelayMs(30, () => 0.999999), 15000);
+    assert.equal(
+      reconnectDelayMs(1, () => 0),
+      9,
+    );
+    assert.equal(
+      reconnectDelayMs(1, () => 0.999999),
+      11,
+    );
+    assert.equal(
+      reconnectDelayMs(30, () => 0.999999),
+      15000,
+    );
   });
 
   const table: Array<[status, boolean, boolean]> = [

@@ -54,10 +54,7 @@ describe('delta subscriptions', () => {
 
   it('skips what initial_resource_versions says the client has at the same version, and removes what no longer exists', () => {
     const s = set(['a', '1'], ['b', '2'], ['c', '3']);
-    const { watch } = newWatch(
-      request({ initialResourceVersions: { a: s.get('a')?.version ?? '', b: 'old-version', gone: 'v9' } }),
-      MAX,
-    );
+    const { watch } = newWatch(request({ initialResourceVersions: { a: s.get('a')?.version ?? '', b: 'old-version', gone: 'v9' } }), MAX);
     const d = computeDelta(watch, s);
     assert.deepEqual(names(d), ['b', 'c']);
     assert.deepEqual(d.removed, ['gone']);

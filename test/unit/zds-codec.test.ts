@@ -6,13 +6,22 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { hasErrorCode } from '../../lib/errors.js';
 import {
-  ZDS_MAX_MESSAGE_BYTES, decodeAck, decodeHello, decodeRequest, encodeAck, encodeHello, encodeRequest,
+  ZDS_MAX_MESSAGE_BYTES,
+  decodeAck,
+  decodeHello,
+  decodeRequest,
+  encodeAck,
+  encodeHello,
+  encodeRequest,
 } from '../../lib/zds/index.js';
 import { istio } from '../../lib/proto/index.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const info = { name: 'n', namespace: 'ns', serviceAccount: 'sa' };
-const code = (c: string) => (e: unknown): boolean => hasErrorCode(e, c);
+const code =
+  (c: string) =>
+  (e: unknown): boolean =>
+    hasErrorCode(e, c);
 
 describe('ZDS codec', () => {
   test('bytes on the wire: hello V1, Add(1){uid=1, info=2{1,2,3}}, Keep(5), Del(2){uid=2}, SnapshotSent(3), Ack(1)', () => {
@@ -57,7 +66,7 @@ describe('ZDS codec', () => {
     assert.throws(() => encodeRequest({ kind: 'del', uid: '' }), code('ZDS_MISSING_UID'));
   });
 
-  test('size: requests larger than ztunnel\'s 1024-byte read buffer are refused; long NACK texts are shortened', () => {
+  test("size: requests larger than ztunnel's 1024-byte read buffer are refused; long NACK texts are shortened", () => {
     assert.throws(() => encodeRequest({ kind: 'add', uid: 'u'.repeat(ZDS_MAX_MESSAGE_BYTES), info }), code('ZDS_MESSAGE_TOO_LARGE'));
     assert.ok(encodeAck('e'.repeat(5000)).length <= ZDS_MAX_MESSAGE_BYTES);
   });

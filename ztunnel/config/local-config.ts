@@ -12,7 +12,7 @@ import { parseDocument, stringify } from 'yaml';
 
 import { MeshError } from '../../lib/errors.js';
 import { DEFAULT_TRUST_DOMAIN, makeIdentity, parseSpiffeId } from '../../lib/identity/spiffe.js';
-import { canonicalIp, formatCidr, parseCidr } from '../state/ip.js';
+import { canonicalIp, formatCidr, parseCidr } from '../../lib/net/ip.js';
 import {
   DEFAULT_CLUSTER_ID,
   DEFAULT_SERVICE_ACCOUNT,
@@ -229,10 +229,31 @@ function readStringList(o: Obj, key: string, path: string): string[] {
 // --- workloads -----------------------------------------------------------------------------------------------
 
 const WORKLOAD_FIELDS = [
-  'uid', 'name', 'namespace', 'workloadIps', 'serviceAccount', 'trustDomain', 'protocol', 'networkMode', 'network',
-  'node', 'hostname', 'workloadName', 'workloadType', 'canonicalName', 'canonicalRevision', 'clusterId',
-  'nativeTunnel', 'waypoint', 'networkGateway', 'applicationTunnel', 'authorizationPolicies', 'status', 'locality',
-  'capacity', 'services',
+  'uid',
+  'name',
+  'namespace',
+  'workloadIps',
+  'serviceAccount',
+  'trustDomain',
+  'protocol',
+  'networkMode',
+  'network',
+  'node',
+  'hostname',
+  'workloadName',
+  'workloadType',
+  'canonicalName',
+  'canonicalRevision',
+  'clusterId',
+  'nativeTunnel',
+  'waypoint',
+  'networkGateway',
+  'applicationTunnel',
+  'authorizationPolicies',
+  'status',
+  'locality',
+  'capacity',
+  'services',
 ] as const;
 const WORKLOAD_TYPES: readonly WorkloadType[] = ['deployment', 'cronjob', 'pod', 'job'];
 
@@ -284,7 +305,7 @@ function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Wor
   }
 
   const authorizationPolicies = readStringList(o, 'authorizationPolicies', path);
-  authorizationPolicies.forEach((k, i) => splitKey(k, item(field(path, 'authorizationPolicies'), i), '<namespace>/<name>'));
+  for (const [i, k] of authorizationPolicies.entries()) splitKey(k, item(field(path, 'authorizationPolicies'), i), '<namespace>/<name>');
 
   return {
     uid,
@@ -319,8 +340,20 @@ function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Wor
 // --- services ------------------------------------------------------------------------------------------------
 
 const SERVICE_FIELDS = [
-  'name', 'namespace', 'hostname', 'vips', 'cidrVips', 'ports', 'subjectAltNames', 'waypoint', 'weightedWaypoints',
-  'loadBalancer', 'ipFamilies', 'canonical', 'visibility', 'endpoints',
+  'name',
+  'namespace',
+  'hostname',
+  'vips',
+  'cidrVips',
+  'ports',
+  'subjectAltNames',
+  'waypoint',
+  'weightedWaypoints',
+  'loadBalancer',
+  'ipFamilies',
+  'canonical',
+  'visibility',
+  'endpoints',
 ] as const;
 const LB_SCOPES: readonly LoadBalancerScope[] = ['Region', 'Zone', 'Subzone', 'Node', 'Cluster', 'Network'];
 
@@ -385,9 +418,7 @@ function readService(v: unknown, path: string): Service {
     visibility: optEnum(o, 'visibility', path, ['Public', 'Namespace'] as const, 'Public'),
   };
   const cidrVips = optList(o, 'cidrVips', path).map((x, i) => readNetworkCidr(x, item(field(path, 'cidrVips'), i)));
-  const weighted = optList(o, 'weightedWaypoints', path).map((x, i) =>
-    readWeightedWaypoint(x, item(field(path, 'weightedWaypoints'), i)),
-  );
+  const weighted = optList(o, 'weightedWaypoints', path).map((x, i) => readWeightedWaypoint(x, item(field(path, 'weightedWaypoints'), i)));
   // The optional fields are left out when empty so records compare equal to those built without them.
   return {
     ...service,
@@ -399,8 +430,18 @@ function readService(v: unknown, path: string): Service {
 // --- policies ------------------------------------------------------------------------------------------------
 
 const MATCH_FIELDS = [
-  'namespaces', 'notNamespaces', 'serviceAccounts', 'notServiceAccounts', 'principals', 'notPrincipals',
-  'sourceIps', 'notSourceIps', 'destinationIps', 'notDestinationIps', 'destinationPorts', 'notDestinationPorts',
+  'namespaces',
+  'notNamespaces',
+  'serviceAccounts',
+  'notServiceAccounts',
+  'principals',
+  'notPrincipals',
+  'sourceIps',
+  'notSourceIps',
+  'destinationIps',
+  'notDestinationIps',
+  'destinationPorts',
+  'notDestinationPorts',
 ] as const;
 
 /** Externally tagged, as serde writes Rust enums: {Exact: "x"} | {Prefix: "x"} | {Suffix: "x"} | {Presence: []}. */
@@ -585,7 +626,10 @@ function workloadOut(w: Workload): Record<string, unknown> {
   if (w.waypoint) o.waypoint = gatewayOut(w.waypoint);
   if (w.networkGateway) o.networkGateway = gatewayOut(w.networkGateway);
   if (w.applicationTunnel) {
-    o.applicationTunnel = { protocol: w.applicationTunnel.protocol, ...(w.applicationTunnel.port ? { port: w.applicationTunnel.port } : {}) };
+    o.applicationTunnel = {
+      protocol: w.applicationTunnel.protocol,
+      ...(w.applicationTunnel.port ? { port: w.applicationTunnel.port } : {}),
+    };
   }
   put(o, 'authorizationPolicies', [...w.authorizationPolicies], w.authorizationPolicies.length === 0);
   put(o, 'status', w.status, w.status === 'Healthy');
@@ -632,7 +676,13 @@ function stringMatchOut(m: StringMatch): Record<string, unknown> {
 function matchOut(m: RbacMatch): Record<string, unknown> {
   const o: Record<string, unknown> = {};
   const strings = (k: string, v: readonly StringMatch[]): void => put(o, k, v.map(stringMatchOut), v.length === 0);
-  const accounts = (k: string, v: readonly ServiceAccountMatch[]): void => put(o, k, v.map((a) => ({ ...a })), v.length === 0);
+  const accounts = (k: string, v: readonly ServiceAccountMatch[]): void =>
+    put(
+      o,
+      k,
+      v.map((a) => ({ ...a })),
+      v.length === 0,
+    );
   const cidrs = (k: string, v: readonly Cidr[]): void => put(o, k, v.map(formatCidr), v.length === 0);
   const ports = (k: string, v: readonly number[]): void => put(o, k, [...v], v.length === 0);
   strings('namespaces', m.namespaces);

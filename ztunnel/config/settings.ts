@@ -80,7 +80,8 @@ function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAF
   const v = env[name];
   if (v === undefined || v === '') return dflt;
   const n = /^0x[0-9a-f]+$/i.test(v) ? Number.parseInt(v, 16) : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" must be an integer in [${min}, ${max}]`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" must be an integer in [${min}, ${max}]`);
   return n;
 }
 
@@ -116,12 +117,19 @@ function address(env: Env, name: string, dflt: ListenAddress): ListenAddress {
 
 export function loadSettings(env: Env = process.env): ZtunnelSettings {
   // Istio writes addresses as URLs (https://istiod.istio-system.svc:15012); gRPC wants host:port.
-  const hostPort = (v: string | undefined): string | undefined => v?.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/$/, '') || undefined;
+  const hostPort = (v: string | undefined): string | undefined =>
+    v
+      ?.trim()
+      .replace(/^[a-z]+:\/\//i, '')
+      .replace(/\/$/, '') || undefined;
   const xds = env.XDS_ADDRESS === undefined ? undefined : hostPort(env.XDS_ADDRESS);
   const localXdsPath = env.LOCAL_XDS_PATH?.trim() || undefined;
   const fakeCa = bool(env, 'FAKE_CA', false);
   if (!xds && !localXdsPath) {
-    throw new SettingsError('CONFIG_NO_SOURCE', 'set LOCAL_XDS_PATH (a local config file) or XDS_ADDRESS (a controller); ztunnel has no other way to learn workloads');
+    throw new SettingsError(
+      'CONFIG_NO_SOURCE',
+      'set LOCAL_XDS_PATH (a local config file) or XDS_ADDRESS (a controller); ztunnel has no other way to learn workloads',
+    );
   }
   const caAddress = env.CA_ADDRESS === undefined ? xds : hostPort(env.CA_ADDRESS);
   if (!fakeCa && !caAddress) {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../../lib/errors.js';
 import type { CertificateManager } from '../../lib/identity/cert-manager.js';
 import type { WorkloadCertificate } from '../../lib/identity/certificate.js';
-import { type Identity } from '../../lib/identity/spiffe.js';
+import type { Identity } from '../../lib/identity/spiffe.js';
 import type { ZtunnelSettings } from '../config/settings.js';
 import type { Authorization, Service, StateDelta, Workload } from '../state/model.js';
 import type { MainToWorker, PodDump, PodInfo, WorkerInit, WorkerToMain } from './protocol.js';
@@ -68,7 +68,9 @@ export class DataPlane {
       this.#workers.push(new WorkerHandle({ settings, index }, (m) => this.#onWorkerMessage(m), log));
     }
     // Renewals reach every worker; a worker without that identity simply caches it.
-    this.#unsubscribe = certs.onCertificate((cert: WorkloadCertificate) => this.#broadcast({ type: 'certificate', identity: cert.identity, certificate: cert, error: undefined }));
+    this.#unsubscribe = certs.onCertificate((cert: WorkloadCertificate) =>
+      this.#broadcast({ type: 'certificate', identity: cert.identity, certificate: cert, error: undefined }),
+    );
   }
 
   async ready(): Promise<void> {

@@ -29,9 +29,19 @@ export interface PodDump {
 }
 
 export type MainToWorker =
-  | { readonly type: 'state-replace'; readonly workloads: readonly Workload[]; readonly services: readonly Service[]; readonly policies: readonly Authorization[] }
+  | {
+      readonly type: 'state-replace';
+      readonly workloads: readonly Workload[];
+      readonly services: readonly Service[];
+      readonly policies: readonly Authorization[];
+    }
   | { readonly type: 'state-delta'; readonly delta: StateDelta }
-  | { readonly type: 'certificate'; readonly identity: Identity; readonly certificate: WorkloadCertificate | undefined; readonly error: string | undefined }
+  | {
+      readonly type: 'certificate';
+      readonly identity: Identity;
+      readonly certificate: WorkloadCertificate | undefined;
+      readonly error: string | undefined;
+    }
   | { readonly type: 'pod-add'; readonly id: number; readonly pod: PodInfo; readonly netnsFd: number }
   | { readonly type: 'pod-del'; readonly id: number; readonly uid: string }
   | { readonly type: 'dump'; readonly id: number }

@@ -39,10 +39,26 @@ export class WorkloadManager {
     this.#log = log;
     const registers = [registry];
     // ztunnel registers these under the "workload_manager" prefix.
-    this.#active = new Gauge({ name: 'workload_manager_active_proxy_count', help: 'The total number current workloads with active proxies', registers });
-    this.#pending = new Gauge({ name: 'workload_manager_pending_proxy_count', help: 'The total number current workloads with pending proxies', registers });
-    this.#started = new Counter({ name: 'workload_manager_proxies_started_total', help: 'The total number of proxies that were started', registers });
-    this.#stopped = new Counter({ name: 'workload_manager_proxies_stopped_total', help: 'The total number of proxies that were stopped', registers });
+    this.#active = new Gauge({
+      name: 'workload_manager_active_proxy_count',
+      help: 'The total number current workloads with active proxies',
+      registers,
+    });
+    this.#pending = new Gauge({
+      name: 'workload_manager_pending_proxy_count',
+      help: 'The total number current workloads with pending proxies',
+      registers,
+    });
+    this.#started = new Counter({
+      name: 'workload_manager_proxies_started_total',
+      help: 'The total number of proxies that were started',
+      registers,
+    });
+    this.#stopped = new Counter({
+      name: 'workload_manager_proxies_stopped_total',
+      help: 'The total number of proxies that were stopped',
+      registers,
+    });
   }
 
   async addWorkload(uid: string, info: WorkloadInfo, netnsFd: number): Promise<void> {

@@ -25,8 +25,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { hasErrorCode, describeError } from '../../lib/errors.js';
 import { NativeErrorCode, SeqpacketConnection, closeFd } from '../../lib/native/index.js';
 import {
-  ZDS_DEFAULT_SOCKET_PATH, ZDS_MAX_MESSAGE_BYTES, ZdsError, ZdsErrorCode, decodeRequest, describeRequest, encodeAck,
-  encodeHello, type ZdsReceivedRequest, type ZdsWorkloadInfo,
+  ZDS_DEFAULT_SOCKET_PATH,
+  ZDS_MAX_MESSAGE_BYTES,
+  ZdsError,
+  ZdsErrorCode,
+  decodeRequest,
+  describeRequest,
+  encodeAck,
+  encodeHello,
+  type ZdsReceivedRequest,
+  type ZdsWorkloadInfo,
 } from '../../lib/zds/index.js';
 import { componentLogger, type Logger } from '../../lib/telemetry/logger.js';
 

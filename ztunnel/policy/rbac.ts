@@ -5,7 +5,7 @@
  * Pure: the caller gathers the policies (WorkloadStore.policiesForWorkload) and the connection's attributes.
  */
 import { principalOf, type Identity } from '../../lib/identity/spiffe.js';
-import { cidrContains, parseIp, type IpBytes } from '../state/ip.js';
+import { cidrContains, parseIp, type IpBytes } from '../../lib/net/ip.js';
 import { policyKey, type Authorization, type Cidr, type RbacMatch, type StringMatch } from '../state/model.js';
 
 export interface ConnectionAttributes {
@@ -75,13 +75,20 @@ const isEmptyMatch = (m: RbacMatch): boolean =>
 
 function matchMatches(m: RbacMatch, peer: Peer): boolean {
   const id = peer.identity;
-  const ip = (addr: IpBytes | undefined) => (c: Cidr): boolean => addr !== undefined && cidrContains(c, addr);
+  const ip =
+    (addr: IpBytes | undefined) =>
+    (c: Cidr): boolean =>
+      addr !== undefined && cidrContains(c, addr);
   return (
     fieldMatches(m.destinationIps, m.notDestinationIps, ip(peer.destinationIp)) &&
     fieldMatches(m.sourceIps, m.notSourceIps, ip(peer.sourceIp)) &&
     fieldMatches(m.destinationPorts, m.notDestinationPorts, (p) => p === peer.destinationPort) &&
     // Service accounts compare namespace and name only; the trust domain is not part of the match.
-    fieldMatches(m.serviceAccounts, m.notServiceAccounts, (sa) => id !== undefined && sa.namespace === id.namespace && sa.serviceAccount === id.serviceAccount) &&
+    fieldMatches(
+      m.serviceAccounts,
+      m.notServiceAccounts,
+      (sa) => id !== undefined && sa.namespace === id.namespace && sa.serviceAccount === id.serviceAccount,
+    ) &&
     fieldMatches(m.principals, m.notPrincipals, (s) => peer.principal !== undefined && stringMatches(s, peer.principal)) &&
     fieldMatches(m.namespaces, m.notNamespaces, (s) => id !== undefined && stringMatches(s, id.namespace))
   );

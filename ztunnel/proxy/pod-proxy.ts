@@ -11,7 +11,9 @@
  * to the app are made from the client's IP (IP_TRANSPARENT) so the app sees who called.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import type { ClientHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
+import type { WorkloadCertificate } from '../../lib/identity/certificate.js';
 import { describeError, errorCode } from '../../lib/errors.js';
 import { formatAuthority } from '../../lib/hbone/authority.js';
 import { HboneError, HboneErrorCode } from '../../lib/hbone/errors.js';
@@ -105,7 +107,9 @@ export class PodProxy {
 
   #resolveIdentity(): Identity {
     const known = this.#ctx.store.workloadsByName(this.#pod.namespace, this.#pod.name)[0];
-    return known ? identityOf(known) : makeIdentity(this.#pod.namespace, this.#pod.serviceAccount || 'default', this.#ctx.settings.trustDomain);
+    return known
+      ? identityOf(known)
+      : makeIdentity(this.#pod.namespace, this.#pod.serviceAccount || 'default', this.#ctx.settings.trustDomain);
   }
 
   #subscribeRenewals(): void {
@@ -154,14 +158,18 @@ export class PodProxy {
    */
   async start(): Promise<void> {
     const mark = this.#ctx.settings.packetMark;
-    const listen = (port: number): number => createTcpListenerFd({ netnsFd: this.#netnsFd, address: '0.0.0.0', port, mark, reuseAddr: true });
+    const listen = (port: number): number =>
+      createTcpListenerFd({ netnsFd: this.#netnsFd, address: '0.0.0.0', port, mark, reuseAddr: true });
     const outboundFd = listen(OUTBOUND_PORT);
     const plainFd = listen(INBOUND_PLAINTEXT_PORT);
     const hboneFd = listen(INBOUND_HBONE_PORT);
 
     const outbound = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#onOutbound(s));
     const plain = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => void this.#onInboundPlaintext(s));
-    for (const [server, fd] of [[outbound, outboundFd], [plain, plainFd]] as const) {
+    for (const [server, fd] of [
+      [outbound, outboundFd],
+      [plain, plainFd],
+    ] as const) {
       server.on('error', (err) => this.#log.error({ err: describeError(err) }, 'listener error'));
       await new Promise<void>((resolve) => server.listen({ fd }, resolve));
       this.#servers.push(server);
@@ -174,7 +182,7 @@ export class PodProxy {
     // As ztunnel: the pod's identity comes from its workload, which may arrive just after the pod (wait a bit).
     await this.#awaitOwnWorkload(LOCAL_WORKLOAD_WAIT_MS);
     let delay = 500;
-    let cert;
+    let cert: WorkloadCertificate;
     for (;;) {
       if (this.#stopped) return;
       this.identity = this.#resolveIdentity();
@@ -240,9 +248,16 @@ export class PodProxy {
     if (found) return found;
     const { settings } = this.#ctx;
     return workloadWithDefaults({
-      uid: this.#pod.uid, name: this.#pod.name, namespace: this.#pod.namespace, workloadIps: ip ? [ip] : [],
-      network: settings.network, trustDomain: settings.trustDomain, serviceAccount: this.identity.serviceAccount,
-      node: settings.nodeName, workloadType: 'pod', clusterId: settings.clusterId,
+      uid: this.#pod.uid,
+      name: this.#pod.name,
+      namespace: this.#pod.namespace,
+      workloadIps: ip ? [ip] : [],
+      network: settings.network,
+      trustDomain: settings.trustDomain,
+      serviceAccount: this.identity.serviceAccount,
+      node: settings.nodeName,
+      workloadType: 'pod',
+      clusterId: settings.clusterId,
     });
   }
 
@@ -293,7 +308,7 @@ export class PodProxy {
 
   async #onOutbound(client: Socket): Promise<void> {
     client.on('error', () => {});
-    let dst;
+    let dst: { address: string; port: number };
     try {
       dst = getOriginalDst(client);
     } catch (err) {
@@ -314,7 +329,19 @@ export class PodProxy {
     };
 
     if (route.kind === 'reject') {
-      this.#fail({ ...base, dstAddr: addr(dst.address, dst.port), dstHboneAddr: undefined, destination: undefined, destinationService: undefined, destinationIdentity: undefined, mtls: false }, 'CONNECT', `${route.code}: ${route.reason}`);
+      this.#fail(
+        {
+          ...base,
+          dstAddr: addr(dst.address, dst.port),
+          dstHboneAddr: undefined,
+          destination: undefined,
+          destinationService: undefined,
+          destinationIdentity: undefined,
+          mtls: false,
+        },
+        'CONNECT',
+        `${route.code}: ${route.reason}`,
+      );
       resetSocket(client);
       return;
     }
@@ -329,7 +356,7 @@ export class PodProxy {
         destinationIdentity: route.expectedIdentities[0],
         mtls: true,
       };
-      let stream;
+      let stream: ClientHttp2Stream;
       try {
         const certificate = await this.#ctx.certificates.get(sourceIdentity);
         ({ stream } = await this.#pool.connect({
@@ -373,7 +400,8 @@ export class PodProxy {
     try {
       upstream = await dialUpstream(route.address, route.port, {
         timeoutMs: settings.connectTimeoutMs,
-        socketFactory: (host, port) => dialFrom({ netnsFd: this.#netnsFd, mark: settings.packetMark, host, port, family: host.includes(':') ? 6 : 4 }),
+        socketFactory: (host, port) =>
+          dialFrom({ netnsFd: this.#netnsFd, mark: settings.packetMark, host, port, family: host.includes(':') ? 6 : 4 }),
       });
     } catch (err) {
       this.#fail(rec, 'CONNECT', describeError(err));
@@ -456,7 +484,7 @@ export class PodProxy {
 
   async #onInboundPlaintext(client: Socket): Promise<void> {
     client.on('error', () => {});
-    let dst;
+    let dst: { address: string; port: number };
     try {
       dst = getOriginalDst(client);
     } catch {
@@ -484,7 +512,12 @@ export class PodProxy {
       return;
     }
     // No identity: STRICT mTLS (a DENY on "no principal") refuses these.
-    const attributes: ConnectionAttributes = { sourceIdentity: undefined, sourceIp: client.remoteAddress ?? '', destinationIp: dst.address, destinationPort: dst.port };
+    const attributes: ConnectionAttributes = {
+      sourceIdentity: undefined,
+      sourceIp: client.remoteAddress ?? '',
+      destinationIp: dst.address,
+      destinationPort: dst.port,
+    };
     const decision = authorize(store.policiesForWorkload(local), attributes);
     if (!decision.allowed) {
       this.#fail(rec, 'DENY', `connection closed due to policy rejection: ${decision.reason}`);
@@ -493,7 +526,10 @@ export class PodProxy {
     }
     let upstream: Socket;
     try {
-      upstream = await dialUpstream(dst.address, dst.port, { timeoutMs: settings.connectTimeoutMs, socketFactory: this.#appSocketFactory(client.remoteAddress ?? '') });
+      upstream = await dialUpstream(dst.address, dst.port, {
+        timeoutMs: settings.connectTimeoutMs,
+        socketFactory: this.#appSocketFactory(client.remoteAddress ?? ''),
+      });
     } catch (err) {
       this.#fail(rec, 'CONNECT', describeError(err));
       resetSocket(client);

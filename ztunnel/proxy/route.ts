@@ -9,7 +9,7 @@
 import { formatAuthority, type HboneTarget } from '../../lib/hbone/authority.js';
 import { sameIdentity, tryParseSpiffeId, type Identity } from '../../lib/identity/spiffe.js';
 import { ILLEGAL_PORTS, INBOUND_HBONE_PORT } from '../config/ports.js';
-import { canonicalIp, ipFamily, isLoopback } from '../state/ip.js';
+import { canonicalIp, ipFamily, isLoopback } from '../../lib/net/ip.js';
 import { serviceKey, type GatewayAddress, type LoadBalancer, type Service, type Workload } from '../state/model.js';
 import type { WorkloadStore } from '../state/store.js';
 
@@ -342,7 +342,10 @@ function viaWaypoint(
   }
   if (!up) return reject(RouteRejectCode.UNKNOWN_WAYPOINT, `${what} not found`);
   if (up.workload.network !== source.network) {
-    return reject(RouteRejectCode.CROSS_NETWORK_UNSUPPORTED, `${what} is on network "${up.workload.network}"; double HBONE is not supported`);
+    return reject(
+      RouteRejectCode.CROSS_NETWORK_UNSUPPORTED,
+      `${what} is on network "${up.workload.network}"; double HBONE is not supported`,
+    );
   }
   const address = pickIp(up.workload, ipHint, svc?.ipFamilies);
   if (address === undefined) return reject(RouteRejectCode.NO_VALID_DESTINATION, `${what} (${up.workload.uid}) has no usable address`);
@@ -486,7 +489,12 @@ export function resolveInbound(
   } else {
     const svc = store.serviceByHostname(target.hostname, local.namespace);
     if (!svc) {
-      return { kind: 'reject', status: 503, code: InboundRejectCode.UNKNOWN_SERVICE, reason: `no service with hostname ${target.hostname}` };
+      return {
+        kind: 'reject',
+        status: 503,
+        code: InboundRejectCode.UNKNOWN_SERVICE,
+        reason: `no service with hostname ${target.hostname}`,
+      };
     }
     const key = serviceKey(svc);
     // The pod's own mapping first (named target ports), then the service's numeric target port.
@@ -504,7 +512,12 @@ export function resolveInbound(
     if (local.applicationTunnel) {
       const vip = vipFor(svc, local.network);
       if (vip === undefined) {
-        return { kind: 'reject', status: 503, code: InboundRejectCode.NO_IP_FOR_SERVICE, reason: `service ${key} has no VIP to name in the PROXY header` };
+        return {
+          kind: 'reject',
+          status: 503,
+          code: InboundRejectCode.NO_IP_FOR_SERVICE,
+          reason: `service ${key} has no VIP to name in the PROXY header`,
+        };
       }
       tunnelTarget = { address: vip, port: target.port };
     }

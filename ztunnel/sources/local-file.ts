@@ -52,10 +52,16 @@ export class LocalFileSource {
       this.#loads++;
       this.#lastError = undefined;
       this.onState(state);
-      this.log.info({ path: this.path, workloads: state.workloads.length, services: state.services.length, policies: state.policies.length }, 'local config reloaded');
+      this.log.info(
+        { path: this.path, workloads: state.workloads.length, services: state.services.length, policies: state.policies.length },
+        'local config reloaded',
+      );
     } catch (err) {
       this.#lastError = describeError(err);
-      this.log.error({ code: errorCode(err), path: this.path, err: this.#lastError }, 'local config reload failed; keeping the last good config');
+      this.log.error(
+        { code: errorCode(err), path: this.path, err: this.#lastError },
+        'local config reload failed; keeping the last good config',
+      );
     }
   }
 }

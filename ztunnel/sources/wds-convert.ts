@@ -21,7 +21,7 @@
 import { MeshError } from '../../lib/errors.js';
 import { DEFAULT_TRUST_DOMAIN, makeIdentity, parseSpiffeId } from '../../lib/identity/spiffe.js';
 import { istio } from '../../lib/proto/index.js';
-import { canonicalIp, formatIp, parseCidr } from '../state/ip.js';
+import { canonicalIp, formatIp, parseCidr } from '../../lib/net/ip.js';
 import {
   DEFAULT_CLUSTER_ID,
   DEFAULT_SERVICE_ACCOUNT,
@@ -84,7 +84,11 @@ export class WdsConvertError extends MeshError {
   readonly reason: WdsRejectReason;
 
   constructor(resource: string, field: string, reason: WdsRejectReason, problem: string, options?: { cause?: unknown }) {
-    super(WdsConvertErrorCode.INVALID_RESOURCE, `resource ${JSON.stringify(resource)}: ${field === '' ? '' : `${field}: `}${problem}`, options);
+    super(
+      WdsConvertErrorCode.INVALID_RESOURCE,
+      `resource ${JSON.stringify(resource)}: ${field === '' ? '' : `${field}: `}${problem}`,
+      options,
+    );
     this.resource = resource;
     this.field = field;
     this.reason = reason;
@@ -115,7 +119,8 @@ class Reader {
   cidr(bytes: Uint8Array | null | undefined, length: number, field: string): Cidr {
     const address = this.ip(bytes, at(field, 'address'));
     const max = (bytes?.length ?? 0) * 8;
-    if (!Number.isInteger(length) || length < 0 || length > max) this.fail(at(field, 'length'), 'BAD_CIDR', `prefix length ${length} is not within 0..${max}`);
+    if (!Number.isInteger(length) || length < 0 || length > max)
+      this.fail(at(field, 'length'), 'BAD_CIDR', `prefix length ${length} is not within 0..${max}`);
     return parseCidr(`${formatIp(bytes ?? new Uint8Array(0))}/${length}`) ?? { address, prefixLength: length };
   }
 
@@ -143,12 +148,20 @@ class Reader {
       this.fail(field, 'MISSING_GATEWAY_ADDRESS', 'has both a hostname and an address destination');
     }
     if (g.address !== undefined && g.address !== null) {
-      return { destination: { kind: 'address', network: g.address.network ?? '', address: this.ip(g.address.address, at(field, 'address.address')) }, hboneMtlsPort };
+      return {
+        destination: {
+          kind: 'address',
+          network: g.address.network ?? '',
+          address: this.ip(g.address.address, at(field, 'address.address')),
+        },
+        hboneMtlsPort,
+      };
     }
     if (g.hostname !== undefined && g.hostname !== null) {
       const namespace = g.hostname.namespace ?? '';
       const hostname = g.hostname.hostname ?? '';
-      if (namespace === '' || hostname === '') this.fail(at(field, 'hostname'), 'MISSING_FIELD', 'a hostname destination needs a namespace and a hostname');
+      if (namespace === '' || hostname === '')
+        this.fail(at(field, 'hostname'), 'MISSING_FIELD', 'a hostname destination needs a namespace and a hostname');
       return { destination: { kind: 'hostname', namespace, hostname }, hboneMtlsPort };
     }
     return this.fail(field, 'MISSING_GATEWAY_ADDRESS', 'a gateway address needs a hostname or an address destination');
@@ -205,7 +218,8 @@ function workloadToModel(r: Reader, w: istio.workload.Workload.$Properties): Wor
     r.fail(f, 'BAD_IDENTITY', `namespace, service_account and trust_domain do not form a SPIFFE identity: ${(err as Error).message}`);
   }
   const tp = w.tunnelProtocol ?? TP.NONE;
-  if (tp === TP.LEGACY_ISTIO_MTLS) r.fail(at(f, 'tunnel_protocol'), 'UNSUPPORTED_TUNNEL_PROTOCOL', 'LEGACY_ISTIO_MTLS is not supported; use HBONE');
+  if (tp === TP.LEGACY_ISTIO_MTLS)
+    r.fail(at(f, 'tunnel_protocol'), 'UNSUPPORTED_TUNNEL_PROTOCOL', 'LEGACY_ISTIO_MTLS is not supported; use HBONE');
   const protocol = r.enumValue(tp, at(f, 'tunnel_protocol'), { [TP.NONE]: 'TCP', [TP.HBONE]: 'HBONE' } as const, 'tunnel protocol');
 
   const ips = (w.addresses ?? []).map((a, i) => r.ip(a, idx(at(f, 'addresses'), i)));
@@ -216,7 +230,7 @@ function workloadToModel(r: Reader, w: istio.workload.Workload.$Properties): Wor
     services[k] = portList(r, pl, sf, 1);
   }
   const authorizationPolicies = [...(w.authorizationPolicies ?? [])];
-  authorizationPolicies.forEach((k, i) => r.key(k, idx(at(f, 'authorization_policies'), i), '<namespace>/<name>'));
+  for (const [i, k] of authorizationPolicies.entries()) r.key(k, idx(at(f, 'authorization_policies'), i), '<namespace>/<name>');
 
   let applicationTunnel: Workload['applicationTunnel'];
   if (present(w.applicationTunnel)) {
@@ -295,9 +309,11 @@ function serviceToModel(r: Reader, s: istio.workload.Service.$Properties): Servi
   const f = 'service';
   const namespace = s.namespace ?? '';
   const hostname = s.hostname ?? '';
-  if (namespace === '' || namespace.includes('/')) r.fail(at(f, 'namespace'), 'MISSING_FIELD', `${JSON.stringify(namespace)} is not a namespace`);
+  if (namespace === '' || namespace.includes('/'))
+    r.fail(at(f, 'namespace'), 'MISSING_FIELD', `${JSON.stringify(namespace)} is not a namespace`);
   if (hostname === '' || /[\s/]/.test(hostname)) r.fail(at(f, 'hostname'), 'BAD_HOSTNAME', `${JSON.stringify(hostname)} is not a hostname`);
-  if (`${namespace}/${hostname}` !== r.resource) r.fail('', 'NAME_MISMATCH', `a service is named "<namespace>/<hostname>", here ${JSON.stringify(`${namespace}/${hostname}`)}`);
+  if (`${namespace}/${hostname}` !== r.resource)
+    r.fail('', 'NAME_MISMATCH', `a service is named "<namespace>/<hostname>", here ${JSON.stringify(`${namespace}/${hostname}`)}`);
 
   const vips: NetworkAddress[] = [];
   const cidrVips: NetworkCidr[] = [];
@@ -322,7 +338,9 @@ function serviceToModel(r: Reader, s: istio.workload.Service.$Properties): Servi
     const lf = at(f, 'load_balancing');
     const lb = s.loadBalancing;
     loadBalancer = {
-      routingPreferences: (lb.routingPreference ?? []).map((p, i) => r.enumValue(p, idx(at(lf, 'routing_preference'), i), LB_SCOPES, 'routing scope')),
+      routingPreferences: (lb.routingPreference ?? []).map((p, i) =>
+        r.enumValue(p, idx(at(lf, 'routing_preference'), i), LB_SCOPES, 'routing scope'),
+      ),
       mode: r.enumValue(lb.mode, at(lf, 'mode'), LB_MODES, 'load balancing mode'),
       healthPolicy: r.enumValue(lb.healthPolicy, at(lf, 'health_policy'), LB_HEALTH, 'health policy'),
     };
@@ -414,8 +432,10 @@ export function authorizationToModel(name: string, auth: istio.security.IAuthori
   const r = new Reader(name);
   const namespace = auth.namespace ?? '';
   const policyName = auth.name ?? '';
-  if (namespace === '' || policyName === '') r.fail(namespace === '' ? 'namespace' : 'name', 'MISSING_FIELD', 'a policy needs a namespace and a name');
-  if (`${namespace}/${policyName}` !== name) r.fail('', 'NAME_MISMATCH', `a policy is named "<namespace>/<name>", here ${JSON.stringify(`${namespace}/${policyName}`)}`);
+  if (namespace === '' || policyName === '')
+    r.fail(namespace === '' ? 'namespace' : 'name', 'MISSING_FIELD', 'a policy needs a namespace and a name');
+  if (`${namespace}/${policyName}` !== name)
+    r.fail('', 'NAME_MISMATCH', `a policy is named "<namespace>/<name>", here ${JSON.stringify(`${namespace}/${policyName}`)}`);
   return deepFreeze({
     name: policyName,
     namespace,

@@ -37,7 +37,13 @@ export class XdsSource {
     this.#client = new XdsClient({
       address: s.xdsAddress,
       transport: { kind: 'tls', rootCertPem, ...(s.altXdsHostname ? { serverName: s.altXdsHostname } : {}) },
-      node: ztunnelNode({ ip: s.instanceIp || undefined, podName: s.podName || 'ztunnel', podNamespace: s.podNamespace || 'istio-system', nodeName: s.nodeName, clusterId: s.clusterId }),
+      node: ztunnelNode({
+        ip: s.instanceIp || undefined,
+        podName: s.podName || 'ztunnel',
+        podNamespace: s.podNamespace || 'istio-system',
+        nodeName: s.nodeName,
+        clusterId: s.clusterId,
+      }),
       token: tokenFromFile(s.authTokenPath),
       clusterId: s.clusterId,
       logger: this.#log.child({ scope: 'xds' }),
@@ -47,7 +53,8 @@ export class XdsSource {
       ],
       onEvent: (e) => {
         if (e.kind === 'connected') this.#log.info({ address: s.xdsAddress }, 'connected to the controller');
-        else if (e.kind === 'disconnected') this.#log.warn({ details: e.details, retryInMs: e.retryInMs }, 'disconnected from the controller; serving the last state');
+        else if (e.kind === 'disconnected')
+          this.#log.warn({ details: e.details, retryInMs: e.retryInMs }, 'disconnected from the controller; serving the last state');
       },
     });
     this.#client.start();

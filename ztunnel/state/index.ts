@@ -4,5 +4,5 @@
  * (ztunnel/config/local-config.ts) and WDS.
  */
 export * from './model.js';
-export * from './ip.js';
+export * from '../../lib/net/ip.js';
 export * from './store.js';

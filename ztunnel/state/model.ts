@@ -6,6 +6,7 @@
  * Field names follow ztunnel's own JSON (camelCase, as in its local-config schema and /config_dump), so a
  * config dump from our ztunnel and from Istio's read alike.
  */
+import type { Cidr } from '../../lib/net/ip.js';
 
 /** An IP on a network. Workloads and VIPs are looked up by (network, ip); "" is the default network. */
 export interface NetworkAddress {
@@ -125,10 +126,7 @@ export interface ServiceAccountMatch {
   readonly serviceAccount: string;
 }
 
-export interface Cidr {
-  readonly address: string;
-  readonly prefixLength: number;
-}
+export type { Cidr };
 
 /** Every populated field must match (values of one field are OR-ed); no not_* value may match. */
 export interface RbacMatch {
@@ -186,8 +184,18 @@ export interface StateDelta {
 
 /** An RbacMatch with every field empty, to spread the populated ones into. */
 export const EMPTY_RBAC_MATCH: RbacMatch = Object.freeze({
-  namespaces: [], notNamespaces: [], serviceAccounts: [], notServiceAccounts: [], principals: [], notPrincipals: [],
-  sourceIps: [], notSourceIps: [], destinationIps: [], notDestinationIps: [], destinationPorts: [], notDestinationPorts: [],
+  namespaces: [],
+  notNamespaces: [],
+  serviceAccounts: [],
+  notServiceAccounts: [],
+  principals: [],
+  notPrincipals: [],
+  sourceIps: [],
+  notSourceIps: [],
+  destinationIps: [],
+  notDestinationIps: [],
+  destinationPorts: [],
+  notDestinationPorts: [],
 });
 
 /**

@@ -8,16 +8,8 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 
-import { canonicalIp, cidrContains } from './ip.js';
-import {
-  policyKey,
-  serviceKey,
-  type Authorization,
-  type Service,
-  type StateDelta,
-  type StateSnapshot,
-  type Workload,
-} from './model.js';
+import { canonicalIp, cidrContains } from '../../lib/net/ip.js';
+import { policyKey, serviceKey, type Authorization, type Service, type StateDelta, type StateSnapshot, type Workload } from './model.js';
 
 export interface ChangedKeys {
   /** Keys added or replaced by a different record. */
@@ -71,13 +63,16 @@ const addrKey = (network: string, canonical: string): string => `${network}/${ca
 
 function addTo<K, V>(index: Map<K, Map<string, V>>, key: K, id: string, value: V): void {
   let m = index.get(key);
-  if (!m) index.set(key, (m = new Map()));
+  if (!m) {
+    m = new Map();
+    index.set(key, m);
+  }
   m.set(id, value);
 }
 
 function removeFrom<K, V>(index: Map<K, Map<string, V>>, key: K, id: string): void {
   const m = index.get(key);
-  if (m && m.delete(id) && m.size === 0) index.delete(key);
+  if (m?.delete(id) && m.size === 0) index.delete(key);
 }
 
 /**
@@ -158,7 +153,11 @@ export class WorkloadStore {
   /** Makes the store hold exactly `state`; reports only what differs from before. */
   replaceAll(state: StateSnapshot): void {
     const ch = new ChangeSet();
-    const keep = { workloads: new Set(state.workloads.map((w) => w.uid)), services: new Set(state.services.map(serviceKey)), policies: new Set(state.policies.map(policyKey)) };
+    const keep = {
+      workloads: new Set(state.workloads.map((w) => w.uid)),
+      services: new Set(state.services.map(serviceKey)),
+      policies: new Set(state.policies.map(policyKey)),
+    };
     for (const k of [...this.#workloads.keys()]) if (!keep.workloads.has(k)) this.#removeWorkload(k, ch);
     for (const k of [...this.#services.keys()]) if (!keep.services.has(k)) this.#removeService(k, ch);
     for (const k of [...this.#policies.keys()]) if (!keep.policies.has(k)) this.#removePolicy(k, ch);
@@ -215,7 +214,10 @@ export class WorkloadStore {
     if (c === undefined) return undefined;
     const exact = this.#servicesByVip.get(addrKey(network, c));
     if (exact) {
-      const best = bestService([...exact.values()].filter((s) => visibleTo(s, clientNamespace)), clientNamespace);
+      const best = bestService(
+        [...exact.values()].filter((s) => visibleTo(s, clientNamespace)),
+        clientNamespace,
+      );
       if (best) return best;
     }
     let found: Service | undefined;
@@ -225,7 +227,10 @@ export class WorkloadStore {
       for (const nc of s.cidrVips ?? []) {
         if (nc.network !== network || !cidrContains(nc.cidr, c)) continue;
         const rank: [number, number, number] = [s.namespace === clientNamespace ? 1 : 0, nc.cidr.prefixLength, s.canonical ? 1 : 0];
-        if (rank[0] > foundRank[0] || (rank[0] === foundRank[0] && (rank[1] > foundRank[1] || (rank[1] === foundRank[1] && rank[2] > foundRank[2])))) {
+        if (
+          rank[0] > foundRank[0] ||
+          (rank[0] === foundRank[0] && (rank[1] > foundRank[1] || (rank[1] === foundRank[1] && rank[2] > foundRank[2])))
+        ) {
           found = s;
           foundRank = rank;
         }
@@ -238,7 +243,10 @@ export class WorkloadStore {
   serviceByHostname(hostname: string, preferNamespace?: string): Service | undefined {
     const m = this.#servicesByHostname.get(hostname.toLowerCase());
     if (!m) return undefined;
-    return bestService([...m.values()].filter((s) => visibleTo(s, preferNamespace)), preferNamespace);
+    return bestService(
+      [...m.values()].filter((s) => visibleTo(s, preferNamespace)),
+      preferNamespace,
+    );
   }
 
   /** Workloads that list `serviceKey` in their `services`, in insertion order. Cached until the set changes. */
