@@ -23,8 +23,10 @@ export async function loadCertificateAuthority(
   log: Logger,
 ): Promise<CertificateAuthority> {
   if (opts.cacertsDir) {
-    log.info({ dir: opts.cacertsDir }, 'using the plugged-in CA');
-    return CertificateAuthority.fromDirectory({ trustDomain: opts.trustDomain, dir: opts.cacertsDir });
+    // The same loader and checks as ztunnel's FAKE_CA_DIR: a bad directory fails the start with a CaMaterialError.
+    const ca = await CertificateAuthority.fromDirectory({ trustDomain: opts.trustDomain, dir: opts.cacertsDir });
+    log.info({ dir: opts.cacertsDir, key: ca.signingKeyDescription }, 'using the plugged-in CA');
+    return ca;
   }
   const api = kc.makeApiClient(CoreV1Api);
   const namespace = opts.systemNamespace;
@@ -39,6 +41,7 @@ export async function loadCertificateAuthority(
         caCertPem: cert,
         caKeyPem: key,
         rootCertPem: unb64(secret.data?.['root-cert.pem']) ?? cert,
+        where: (file) => `secret ${namespace}/${SELF_SIGNED_CA_SECRET} key ${file}`,
       });
     } catch (err) {
       if (statusOf(err) === 404) return undefined;

@@ -2,13 +2,15 @@
  * A certificate authority for workload identities: signs verified CSRs into short-lived SPIFFE leaf
  * certificates and answers with Istio's chain layout (leaf, intermediates..., root bundle last).
  * The signing key is either self-made (local mode, like istiod's self-signed root) or loaded from files in
- * Istio's "plugged-in CA" layout: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem.
+ * Istio's "plugged-in CA" layout: ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem (ca-bundle.ts checks
+ * them; the key may be RSA or ECDSA P-256, the leaves are always ECDSA P-256).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { EC_KEY_ALGORITHM, EC_SIGNING_ALGORITHM, generateKeyPair, importSigningKey, verifyCsr } from './csr.js';
-import { splitPemCertificates, parseCertificatePem } from './certificate.js';
+import { CA_FILES, type CaBundle, type CaBundlePem, loadCaBundle, readCaBundleFiles } from './ca-bundle.js';
+import type { CaSigningKey } from './ca-key.js';
+import { EC_SIGNING_ALGORITHM, generateKeyPair, verifyCsr } from './csr.js';
 import { IdentityError, IdentityErrorCode } from './errors.js';
 import { type CryptoKey, x509 } from './x509.js';
 import { type Identity, formatSpiffeId, sameIdentity } from './spiffe.js';
@@ -31,6 +33,11 @@ export interface CertificateAuthorityOptions {
   readonly maxTtlSeconds?: number;
 }
 
+/** What the CA signs with and what it hands out after each leaf: a checked bundle, or a self-made root. */
+interface SigningMaterial extends Omit<CaBundle, 'signingKey'> {
+  readonly signingKey: Pick<CaSigningKey, 'privateKey' | 'signingAlgorithm' | 'description'>;
+}
+
 function randomSerial(): string {
   // 16 random bytes with the top bit cleared: a positive INTEGER of at most 128 bits (RFC 5280 §4.1.2.2).
   const b = randomBytes(16);
@@ -42,26 +49,16 @@ export class CertificateAuthority {
   readonly trustDomain: string;
   readonly defaultTtlSeconds: number;
   readonly maxTtlSeconds: number;
-  readonly #signingKey: CryptoKey;
-  readonly #signingCert: x509.X509Certificate;
-  /** Certificates between the signing certificate and the root, signing certificate first (excluded if it is the root). */
-  readonly #intermediatesPem: readonly string[];
-  readonly #rootsPem: readonly string[];
+  /** The signing key's type and how it was stored, e.g. "RSA 4096 (PKCS#1)", for logs. */
+  readonly signingKeyDescription: string;
+  readonly #material: SigningMaterial;
 
-  private constructor(
-    opts: CertificateAuthorityOptions,
-    signingKey: CryptoKey,
-    signingCert: x509.X509Certificate,
-    intermediatesPem: readonly string[],
-    rootsPem: readonly string[],
-  ) {
+  private constructor(opts: CertificateAuthorityOptions, material: SigningMaterial) {
     this.trustDomain = opts.trustDomain;
     this.defaultTtlSeconds = opts.defaultTtlSeconds ?? DEFAULT_WORKLOAD_CERT_TTL_SECONDS;
     this.maxTtlSeconds = opts.maxTtlSeconds ?? DEFAULT_MAX_WORKLOAD_CERT_TTL_SECONDS;
-    this.#signingKey = signingKey;
-    this.#signingCert = signingCert;
-    this.#intermediatesPem = intermediatesPem;
-    this.#rootsPem = rootsPem;
+    this.signingKeyDescription = material.signingKey.description;
+    this.#material = material;
   }
 
   /** A new self-signed root (istiod's default when no CA is plugged in): O=<trust domain>, 10 years. */
@@ -81,10 +78,10 @@ export class CertificateAuthority {
   ): Promise<CertificateAuthority> {
     const { ca, rootPem, keyPem } = await CertificateAuthority.createSelfSignedWithPem(opts);
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'ca-key.pem'), keyPem, { mode: 0o600 });
-    await writeFile(join(dir, 'ca-cert.pem'), rootPem);
-    await writeFile(join(dir, 'root-cert.pem'), rootPem);
-    await writeFile(join(dir, 'cert-chain.pem'), rootPem);
+    await writeFile(join(dir, CA_FILES.caKey), keyPem, { mode: 0o600 });
+    await writeFile(join(dir, CA_FILES.caCert), rootPem);
+    await writeFile(join(dir, CA_FILES.rootCert), rootPem);
+    await writeFile(join(dir, CA_FILES.certChain), rootPem);
     return ca;
   }
 
@@ -111,58 +108,38 @@ export class CertificateAuthority {
       ],
     });
     const rootPem = `${root.toString('pem')}\n`;
-    return { ca: new CertificateAuthority(opts, keys.privateKey, root, [], [rootPem]), rootPem, keyPem: privateKeyPem };
+    const ca = new CertificateAuthority(opts, {
+      signingKey: { privateKey: keys.privateKey, signingAlgorithm: EC_SIGNING_ALGORITHM, description: 'ECDSA P-256 (self-signed root)' },
+      signingCert: root,
+      intermediatesPem: [],
+      rootsPem: [rootPem],
+    });
+    return { ca, rootPem, keyPem: privateKeyPem };
   }
 
   /**
-   * Loads signing material from PEM strings. `certChainPem` (optional) is the chain from the signing
-   * certificate up to, but excluding, the root, as Istio's cert-chain.pem.
+   * Loads signing material from PEM strings, checked as ca-bundle.ts describes (CaMaterialError with a stable
+   * code otherwise). `certChainPem` is Istio's cert-chain.pem: the signing certificate's chain, the root
+   * optional. `where` names a file in errors (default: the bare file name).
    */
   static async fromPem(
-    opts: CertificateAuthorityOptions & {
-      readonly caCertPem: string;
-      readonly caKeyPem: string;
-      readonly rootCertPem: string;
-      readonly certChainPem?: string;
-    },
+    opts: CertificateAuthorityOptions & CaBundlePem & { readonly where?: (file: string) => string },
   ): Promise<CertificateAuthority> {
-    const signingKey = await importSigningKey(opts.caKeyPem);
-    let signingCert: x509.X509Certificate;
-    try {
-      signingCert = new x509.X509Certificate(opts.caCertPem);
-    } catch (err) {
-      throw new IdentityError(IdentityErrorCode.BAD_CA_MATERIAL, 'ca-cert.pem is not a PEM certificate', { cause: err });
-    }
-    const roots = splitPemCertificates(opts.rootCertPem);
-    if (roots.length === 0) throw new IdentityError(IdentityErrorCode.BAD_CA_MATERIAL, 'root-cert.pem holds no certificate');
-    const signingPem = `${signingCert.toString('pem')}\n`;
-    const isRoot = roots.some((r) => parseCertificatePem(r).fingerprint256 === parseCertificatePem(signingPem).fingerprint256);
-    let intermediates = opts.certChainPem ? splitPemCertificates(opts.certChainPem) : isRoot ? [] : [signingPem];
-    // cert-chain.pem sometimes ends with the root; the root travels separately as the bundle.
-    intermediates = intermediates.filter((c) => !roots.includes(c));
-    return new CertificateAuthority(opts, signingKey, signingCert, intermediates, roots);
+    return new CertificateAuthority(opts, await loadCaBundle(opts, opts.where));
   }
 
-  /** Loads Istio's plugged-in CA files from a directory (the `cacerts` secret layout). */
+  /**
+   * Loads Istio's plugged-in CA files from a directory (the `cacerts` secret layout). ztunnel's FAKE_CA_DIR and the
+   * controller's CACERTS_DIR both come here.
+   */
   static async fromDirectory(opts: CertificateAuthorityOptions & { readonly dir: string }): Promise<CertificateAuthority> {
-    const read = async (name: string, optional = false): Promise<string | undefined> => {
-      try {
-        return await readFile(join(opts.dir, name), 'utf8');
-      } catch (err) {
-        if (optional) return undefined;
-        throw new IdentityError(IdentityErrorCode.BAD_CA_MATERIAL, `cannot read ${join(opts.dir, name)}`, { cause: err });
-      }
-    };
-    const caCertPem = (await read('ca-cert.pem')) as string;
-    const caKeyPem = (await read('ca-key.pem')) as string;
-    const rootCertPem = (await read('root-cert.pem')) as string;
-    const certChainPem = await read('cert-chain.pem', true);
-    return CertificateAuthority.fromPem({ ...opts, caCertPem, caKeyPem, rootCertPem, ...(certChainPem ? { certChainPem } : {}) });
+    const files = await readCaBundleFiles(opts.dir);
+    return CertificateAuthority.fromPem({ ...opts, ...files, where: (file) => join(opts.dir, file) });
   }
 
   /** The trust bundle (PEM, one entry per root). */
   get rootCertsPem(): readonly string[] {
-    return this.#rootsPem;
+    return this.#material.rootsPem;
   }
 
   /** Effective lifetime for a request: default when unset, capped at the maximum. */
@@ -185,13 +162,13 @@ export class CertificateAuthority {
       );
     }
     const leaf = await this.#issue(csr.publicKey, identity, this.effectiveTtlSeconds(opts.ttlSeconds));
-    return [leaf, ...this.#intermediatesPem, this.#rootsPem.join('')];
+    return this.#chainAfter(leaf);
   }
 
   /** Issues a leaf for a public key directly (local signing, no CSR round trip). Same chain layout as signCsr. */
   async signPublicKey(publicKey: CryptoKey, identity: Identity, opts: LocalSigningOptions = {}): Promise<string[]> {
     const leaf = await this.#issue(publicKey, identity, this.effectiveTtlSeconds(opts.ttlSeconds), opts.notBefore);
-    return [leaf, ...this.#intermediatesPem, this.#rootsPem.join('')];
+    return this.#chainAfter(leaf);
   }
 
   /** A serving certificate with DNS SANs (the controller's own xDS/CA endpoint). Returns key and chain (no root). */
@@ -200,53 +177,64 @@ export class CertificateAuthority {
     ttlSeconds: number,
   ): Promise<{ privateKeyPem: string; certChainPem: string[] }> {
     const { keys, privateKeyPem } = await generateKeyPair();
-    const now = Date.now();
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: randomSerial(),
-      subject: '',
-      issuer: this.#signingCert.subjectName,
-      notBefore: new Date(now - CERT_BACKDATE_MS),
-      notAfter: new Date(now + ttlSeconds * 1000),
-      publicKey: keys.publicKey,
-      signingKey: this.#signingKey,
-      signingAlgorithm: EC_SIGNING_ALGORITHM,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension(
-          dnsNames.map((value) => ({ type: 'dns' as const, value })),
-          true,
-        ),
-        await x509.AuthorityKeyIdentifierExtension.create(this.#signingCert.publicKey),
-      ],
-    });
-    return { privateKeyPem, certChainPem: [`${cert.toString('pem')}\n`, ...this.#intermediatesPem] };
+    const san = new x509.SubjectAlternativeNameExtension(
+      dnsNames.map((value) => ({ type: 'dns' as const, value })),
+      true,
+    );
+    const cert = await this.#sign(keys.publicKey, san, ttlSeconds);
+    return { privateKeyPem, certChainPem: [cert, ...this.#material.intermediatesPem] };
+  }
+
+  #chainAfter(leafPem: string): string[] {
+    return [leafPem, ...this.#material.intermediatesPem, this.#material.rootsPem.join('')];
   }
 
   async #issue(publicKey: CryptoKey | x509.PublicKey, identity: Identity, ttlSeconds: number, notBeforeAt?: Date): Promise<string> {
+    const san = new x509.SubjectAlternativeNameExtension([{ type: 'url', value: formatSpiffeId(identity) }], true);
+    return this.#sign(publicKey, san, ttlSeconds, notBeforeAt);
+  }
+
+  /**
+   * An end-entity certificate for an ECDSA P-256 key, signed with the CA key's own algorithm (sha256WithRSAEncryption
+   * or ecdsa-with-SHA256). Empty subject, names only in the SAN, which is then critical (RFC 5280 §4.2.1.6), as
+   * Istio issues. Never outlives the signing certificate.
+   */
+  async #sign(
+    publicKey: CryptoKey | x509.PublicKey,
+    san: x509.SubjectAlternativeNameExtension,
+    ttlSeconds: number,
+    notBeforeAt?: Date,
+  ): Promise<string> {
+    const m = this.#material;
     const now = notBeforeAt ? notBeforeAt.getTime() + CERT_BACKDATE_MS : Date.now();
-    const notAfter = Math.min(now + ttlSeconds * 1000, this.#signingCert.notAfter.getTime());
+    const notAfter = Math.min(now + ttlSeconds * 1000, m.signingCert.notAfter.getTime());
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: randomSerial(),
-      // Empty subject, identity only in the SAN (which is then critical, RFC 5280 §4.2.1.6), as Istio issues.
       subject: '',
-      issuer: this.#signingCert.subjectName,
+      issuer: m.signingCert.subjectName,
       notBefore: new Date(now - CERT_BACKDATE_MS),
       notAfter: new Date(notAfter),
       publicKey,
-      signingKey: this.#signingKey,
-      signingAlgorithm: EC_SIGNING_ALGORITHM,
+      signingKey: m.signingKey.privateKey,
+      signingAlgorithm: m.signingKey.signingAlgorithm,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: formatSpiffeId(identity) }], true),
-        await x509.AuthorityKeyIdentifierExtension.create(this.#signingCert.publicKey),
+        san,
+        await this.#authorityKeyId(),
       ],
     });
     return `${cert.toString('pem')}\n`;
   }
-}
 
-export { EC_KEY_ALGORITHM };
+  /**
+   * The issuer's key identifier, copied from its subjectKeyIdentifier when it has one: verifiers match AKI to SKI
+   * (RFC 5280 §4.2.1.1), and a CA made by other tooling may have derived its SKI differently than we would.
+   */
+  async #authorityKeyId(): Promise<x509.AuthorityKeyIdentifierExtension> {
+    const ski = this.#material.signingCert.getExtension(x509.SubjectKeyIdentifierExtension);
+    if (ski) return new x509.AuthorityKeyIdentifierExtension(ski.keyId);
+    return x509.AuthorityKeyIdentifierExtension.create(this.#material.signingCert.publicKey);
+  }
+}

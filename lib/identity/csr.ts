@@ -3,7 +3,7 @@
  * (as ztunnel's CSRs). Built on WebCrypto through @peculiar/x509.
  */
 import { webcrypto } from 'node:crypto';
-import { type CryptoKey, type CryptoKeyPair, x509 } from './x509.js';
+import { type CryptoKeyPair, x509 } from './x509.js';
 import { IdentityError, IdentityErrorCode } from './errors.js';
 import { type Identity, formatSpiffeId, parseSpiffeId } from './spiffe.js';
 import { MAX_CSR_PEM_BYTES } from './defaults.js';
@@ -29,22 +29,6 @@ export async function generateKeyPair(): Promise<KeyPairPem> {
   const keys = (await webcrypto.subtle.generateKey(EC_KEY_ALGORITHM, true, ['sign', 'verify'])) as CryptoKeyPair;
   const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);
   return { keys, privateKeyPem: toPem(pkcs8, 'PRIVATE KEY') };
-}
-
-/** Imports a PKCS#8 PEM ECDSA P-256 private key (e.g. a CA key file) for signing. */
-export async function importSigningKey(pem: string): Promise<CryptoKey> {
-  const body = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, '');
-  if (!/-----BEGIN PRIVATE KEY-----/.test(pem)) {
-    throw new IdentityError(
-      IdentityErrorCode.BAD_CA_MATERIAL,
-      'the key must be PKCS#8 PEM ("BEGIN PRIVATE KEY"); convert an EC key with `openssl pkcs8 -topk8 -nocrypt`',
-    );
-  }
-  try {
-    return await webcrypto.subtle.importKey('pkcs8', Buffer.from(body, 'base64'), EC_KEY_ALGORITHM, false, ['sign']);
-  } catch (err) {
-    throw new IdentityError(IdentityErrorCode.BAD_CA_MATERIAL, 'cannot import the private key as ECDSA P-256', { cause: err });
-  }
 }
 
 /** A PEM CSR asking for `identity`. */

@@ -12,11 +12,31 @@ export const IdentityErrorCode = {
   SAN_MISMATCH: 'IDENTITY_SAN_MISMATCH',
   /** No certificate could be obtained for an identity (CA unreachable, refused, ...). */
   CERT_UNAVAILABLE: 'IDENTITY_CERT_UNAVAILABLE',
-  /** The CA key material could not be loaded. */
+  /** A CA file (ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem) is missing, unreadable, encrypted or not PEM. */
   BAD_CA_MATERIAL: 'IDENTITY_BAD_CA_MATERIAL',
+  /** ca-key.pem is a key the CA does not sign with: only RSA of 2048 to 4096 bits and ECDSA P-256 are accepted. */
+  CA_KEY_UNSUPPORTED: 'IDENTITY_CA_KEY_UNSUPPORTED',
+  /** ca-key.pem is not the private key of the public key in ca-cert.pem. */
+  CA_KEY_MISMATCH: 'IDENTITY_CA_KEY_MISMATCH',
+  /** ca-cert.pem (or a certificate above it) may not issue certificates: no basicConstraints CA:true or no keyCertSign. */
+  CA_CERT_NOT_CA: 'IDENTITY_CA_CERT_NOT_CA',
+  /** ca-cert.pem or a certificate of its chain is expired or not yet valid. */
+  CA_CERT_EXPIRED: 'IDENTITY_CA_CERT_EXPIRED',
+  /** ca-cert.pem does not chain through cert-chain.pem to a root of root-cert.pem. */
+  CA_CHAIN_BROKEN: 'IDENTITY_CA_CHAIN_BROKEN',
 } as const;
 
 export class IdentityError extends MeshError {}
+
+/** A problem with CA material, naming the file (as a path, or a Secret key) that has to change. */
+export class CaMaterialError extends IdentityError {
+  readonly file: string;
+
+  constructor(code: string, file: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${file}: ${message}`, options);
+    this.file = file;
+  }
+}
 
 /**
  * Errors of the CA protocol (istio.v1.auth.IstioCertificateService), on both ends. The server maps them to

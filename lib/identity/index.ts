@@ -25,10 +25,12 @@ export {
   refreshAt,
   isExpired,
 } from './certificate.js';
-export { type KeyPairPem, type VerifiedCsr, generateKeyPair, importSigningKey, createCsr, verifyCsr } from './csr.js';
+export { type KeyPairPem, type VerifiedCsr, generateKeyPair, createCsr, verifyCsr } from './csr.js';
 
-// Signing.
+// Signing, and the plugged-in CA material it signs with.
 export { CertificateAuthority, type CertificateAuthorityOptions, type CaSigningOptions, type LocalSigningOptions } from './ca.js';
+export { CA_FILES, type CaBundle, type CaBundlePem, loadCaBundle, readCaBundleFiles } from './ca-bundle.js';
+export { type CaSigningKey, type CaKeyEncoding, MIN_CA_RSA_BITS, MAX_CA_RSA_BITS, importCaSigningKey } from './ca-key.js';
 
 // The CA API: server, client and their shared conventions.
 export {
@@ -65,5 +67,5 @@ export {
 export { LocalCaProvider, type LocalCaProviderOptions } from './local-ca-provider.js';
 
 // Errors and budgets.
-export { IdentityError, IdentityErrorCode, CaError, CaErrorCode, CaRefusedError } from './errors.js';
+export { IdentityError, IdentityErrorCode, CaMaterialError, CaError, CaErrorCode, CaRefusedError } from './errors.js';
 export * from './defaults.js';

@@ -1,7 +1,6 @@
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
 import { hasErrorCode } from '../../lib/errors.js';
 import { CertificateAuthority } from '../../lib/identity/ca.js';
 import { identitiesOfCertificate, workloadCertificateFromChain } from '../../lib/identity/certificate.js';
@@ -10,7 +9,7 @@ import { DEFAULT_WORKLOAD_CERT_TTL_SECONDS } from '../../lib/identity/defaults.j
 import { IdentityErrorCode } from '../../lib/identity/errors.js';
 import { formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
 import { x509 } from '../../lib/identity/x509.js';
-import { p256CsrWithSans, p384Csr, pluggedInCaFiles, rsaCsr, tamperedCsr, type PluggedCa } from '../../testbed/fixtures/ca-material.js';
+import { p256CsrWithSans, p384Csr, rsaCsr, tamperedCsr } from '../../testbed/fixtures/ca-material.js';
 
 const TD = 'cluster.local';
 const sleep = makeIdentity('default', 'sleep', TD);
@@ -135,32 +134,5 @@ describe('certificate authority', () => {
     assert.equal(wc.certChainPem.length, 1);
     assert.deepEqual(wc.rootCertsPem, ca.rootCertsPem);
     assert.ok(wc.notAfter.getTime() - wc.notBefore.getTime() >= 600_000);
-  });
-
-  describe('loaded from Istio plugged-in CA files (root -> intermediate)', () => {
-    let files: PluggedCa;
-    before(async () => {
-      files = await pluggedInCaFiles(TD);
-    });
-    after(async () => {
-      await rm(files.dir, { recursive: true, force: true });
-    });
-
-    it('returns leaf, intermediate, root, and the chain verifies', async () => {
-      const plugged = await CertificateAuthority.fromDirectory({ trustDomain: TD, dir: files.dir });
-      const { csr } = await csrFor();
-      const chain = await plugged.signCsr(csr, sleep);
-      assert.equal(chain.length, 3);
-      assert.equal(chain[1], files.intermediatePem);
-      assert.equal(chain[2], files.rootPem);
-      assertChainVerifies(chain);
-      assert.deepEqual(plugged.rootCertsPem, [files.rootPem]);
-    });
-
-    it('fails with IDENTITY_BAD_CA_MATERIAL when a file is missing', async () => {
-      await assert.rejects(CertificateAuthority.fromDirectory({ trustDomain: TD, dir: `${files.dir}/does-not-exist` }), (err: unknown) =>
-        hasErrorCode(err, IdentityErrorCode.BAD_CA_MATERIAL),
-      );
-    });
   });
 });
