@@ -24,7 +24,7 @@ import { CaError, CaErrorCode, CaRefusedError } from '../../lib/identity/errors.
 import { createCsr, generateKeyPair } from '../../lib/identity/csr.js';
 import { type Identity, formatSpiffeId, makeIdentity } from '../../lib/identity/spiffe.js';
 import { captureLogger } from '../../testbed/fixtures/log.js';
-import { rsaCsr } from '../../testbed/fixtures/ca-material.js';
+import { cacertsOf, rsaCsr, testCaCertificate, writeCacerts } from '../../testbed/fixtures/ca-material.js';
 
 const TD = 'cluster.local';
 const CA_HOST = 'istiod.istio-system.svc';
@@ -379,6 +379,34 @@ describe('CA server and client over TLS', () => {
       assert.equal(formatSpiffeId(wc.identity), formatSpiffeId(sleep));
     } finally {
       await plain.close(500);
+    }
+  });
+});
+
+describe('CA server on a plugged-in RSA intermediate', () => {
+  it('serves TLS that a client holding only the root verifies, and issues leaf, intermediate, root', async () => {
+    const root = await testCaCertificate('rsa-2048');
+    const intermediate = await testCaCertificate('rsa-2048', { issuer: root, pathLength: 0 });
+    const dir = await writeCacerts(cacertsOf(intermediate, [root], 'pkcs1'));
+    const plugged = await CertificateAuthority.fromDirectory({ trustDomain: TD, dir });
+    const rsaServer = await startCaServer({
+      ca: plugged,
+      authorizer: allowRequestedIdentity(TD),
+      logger: log.logger,
+      transport: await caServingTransport(plugged, [CA_HOST]),
+    });
+    try {
+      const wc = await client({
+        address: `127.0.0.1:${rsaServer.port}`,
+        transport: { kind: 'tls', rootCertPem: root.pem, serverName: CA_HOST },
+      }).fetch(sleep);
+      assert.deepEqual(wc.certChainPem.slice(1), [intermediate.pem]);
+      assert.deepEqual(wc.rootCertsPem, [root.pem]);
+      const leaf = new X509Certificate(wc.certChainPem[0] as string);
+      assert.ok(leaf.checkIssued(new X509Certificate(intermediate.pem)) && leaf.verify(new X509Certificate(intermediate.pem).publicKey));
+    } finally {
+      await rsaServer.close(500);
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
