@@ -11,7 +11,10 @@ import type { CryptoKey } from './x509.js';
 
 export type CaKeyEncoding = 'PKCS#1' | 'SEC1' | 'PKCS#8';
 
-/** The RSA sizes accepted: below 2048 is refused by TLS stacks at default security levels, above 4096 is not Istio's. */
+/**
+ * RSA sizes accepted: below 2048 bits OpenSSL's default security level refuses the chain; above 4096 (what
+ * Istio's tools/certs makes) every signature only gets slower.
+ */
 export const MIN_CA_RSA_BITS = 2048;
 export const MAX_CA_RSA_BITS = 4096;
 
