@@ -11,6 +11,8 @@ export const NativeErrorCode = {
   SETNS_FAILED: 'NATIVE_SETNS_FAILED',
   /** A network namespace file could not be opened or is not a network namespace. */
   NETNS_OPEN_FAILED: 'NATIVE_NETNS_OPEN_FAILED',
+  /** fstat(2) of a network namespace descriptor failed (closed, or never a descriptor). */
+  NETNS_STAT_FAILED: 'NATIVE_NETNS_STAT_FAILED',
   /** withNetns was given a function that returned a Promise (its async part would run in the wrong namespace). */
   NETNS_ASYNC_CALLBACK: 'NATIVE_NETNS_ASYNC_CALLBACK',
   /** socket(2) failed. */

@@ -5,6 +5,7 @@
  * Network namespaces (setns(2)) — a socket stays in the namespace it was created in:
  *   openNetns(path): number                      O_RDONLY|O_CLOEXEC fd of /var/run/netns/x or /proc/<pid>/ns/net
  *   closeFd(fd): void
+ *   netnsIdentity(fd): NetnsIdentity             { device, inode } by fstat(2); sameNetns(a, b) compares two
  *   netnsInode(fd): number                       equal inodes = same namespace
  *   currentNetnsInode(): number                  the calling thread's namespace
  *   withNetns<T>(netnsFd, fn: () => T): T        run fn synchronously in the namespace, always switch back
@@ -41,7 +42,8 @@ export {
   errnoName,
 } from './errors.js';
 export type { IpFamily, SocketAddress } from './libc.js';
-export { closeFd, currentNetnsInode, netnsInode, openNetns, withNetns } from './netns.js';
+export { closeFd, currentNetnsInode, netnsIdentity, netnsInode, openNetns, sameNetns, withNetns } from './netns.js';
+export type { NetnsIdentity } from './netns.js';
 export {
   createTcpListenerFd,
   createTcpSocketFd,

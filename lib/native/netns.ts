@@ -149,9 +149,45 @@ export function closeFd(fd: number): void {
   }
 }
 
+/**
+ * A network namespace as fstat(2) of its nsfs file names it. Device and inode together identify a file on any
+ * Linux system (an inode number is unique only within its filesystem); every namespace lives on the one nsfs
+ * instance, so in practice the inode alone already tells namespaces apart, as Istio's ztunnel compares it
+ * (src/inpod/netns.rs, statemanager.rs).
+ */
+export interface NetnsIdentity {
+  readonly device: number;
+  readonly inode: number;
+}
+
+/** The identity of the namespace open at `fd` (fstat(2); the fd stays open and owned by the caller). */
+export function netnsIdentity(fd: number): NetnsIdentity {
+  let st: ReturnType<typeof fstatSync>;
+  try {
+    st = fstatSync(fd);
+  } catch (err) {
+    const errno = Math.abs((err as NodeJS.ErrnoException).errno ?? 0);
+    throw new NativeError(
+      NativeErrorCode.NETNS_STAT_FAILED,
+      `fstat of network namespace fd ${fd} failed: ${errnoName(errno)}; is the fd still open?`,
+      {
+        syscall: 'fstat',
+        errno,
+        cause: err,
+      },
+    );
+  }
+  return { device: st.dev, inode: st.ino };
+}
+
+/** Whether two identities name the same namespace. */
+export function sameNetns(a: NetnsIdentity, b: NetnsIdentity): boolean {
+  return a.device === b.device && a.inode === b.inode;
+}
+
 /** The namespace's inode number: equal inodes (on nsfs) mean the same namespace. */
 export function netnsInode(fd: number): number {
-  return fstatSync(fd).ino;
+  return netnsIdentity(fd).inode;
 }
 
 /** The inode of the namespace the calling thread is in now. */
