@@ -102,12 +102,7 @@ export class Ztunnel {
     if (settings.inpodEnabled) {
       z.#zds = new ZdsClient({
         path: settings.inpodUds,
-        handler: {
-          addWorkload: (uid, info, fd) => z.#manager.addWorkload(uid, info, fd),
-          keepWorkload: (uid) => z.#manager.keepWorkload(uid),
-          delWorkload: (uid) => z.#manager.delWorkload(uid),
-          snapshotSent: (current) => z.#manager.snapshotSent(current),
-        },
+        handler: z.#manager,
         logger: z.#log,
       });
       z.#zds.start();

@@ -12,7 +12,7 @@ import type { WorkloadCertificate } from '../../lib/identity/certificate.js';
 import type { Identity } from '../../lib/identity/spiffe.js';
 import type { ZtunnelSettings } from '../config/settings.js';
 import type { Authorization, Service, StateDelta, Workload } from '../state/model.js';
-import type { MainToWorker, PodDump, PodInfo, WorkerInit, WorkerToMain } from './protocol.js';
+import type { MainToWorker, PodAddOutcome, PodDump, PodInfo, WorkerInit, WorkerToMain } from './protocol.js';
 
 type Pending = { resolve: (data: unknown) => void; reject: (err: Error) => void };
 
@@ -89,14 +89,19 @@ export class DataPlane {
     this.#broadcast({ type: 'log-level', level });
   }
 
-  /** Starts the proxy of a pod on the least-loaded worker. The worker owns `netnsFd` from here on. */
-  async addPod(pod: PodInfo, netnsFd: number): Promise<void> {
+  /**
+   * Starts the proxy of a pod on the least-loaded worker, or hands a known pod's Add to the worker that runs it,
+   * which keeps the proxy when `pod.netns` is the namespace it runs in and replaces it otherwise
+   * (pod-registry.ts). The worker owns `netnsFd` from here on, whatever the outcome. On a rejection the pod
+   * runs nowhere: a failed replace has stopped the old proxy too.
+   */
+  async addPod(pod: PodInfo, netnsFd: number): Promise<PodAddOutcome> {
     const previous = this.#podWorker.get(pod.uid);
     const worker = previous ?? this.#workers.reduce((a, b) => (b.pods.size < a.pods.size ? b : a));
     this.#podWorker.set(pod.uid, worker);
     worker.pods.add(pod.uid);
     try {
-      await worker.request((id) => ({ type: 'pod-add', id, pod, netnsFd }));
+      return await worker.request<PodAddOutcome>((id) => ({ type: 'pod-add', id, pod, netnsFd }));
     } catch (err) {
       worker.pods.delete(pod.uid);
       this.#podWorker.delete(pod.uid);

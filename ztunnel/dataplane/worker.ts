@@ -5,12 +5,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { describeError } from '../../lib/errors.js';
-import { closeFd } from '../../lib/native/index.js';
 import { TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
 import { componentLogger, setLogLevel } from '../../lib/telemetry/logger.js';
 import { PodProxy, type ProxyContext } from '../proxy/pod-proxy.js';
 import { WorkloadStore } from '../state/store.js';
-import type { MainToWorker, PodDump, WorkerInit, WorkerToMain } from './protocol.js';
+import { PodRegistry } from './pod-registry.js';
+import type { MainToWorker, WorkerInit, WorkerToMain } from './protocol.js';
 import { WorkerCertificates } from './worker-certificates.js';
 
 const init = workerData as WorkerInit;
@@ -28,23 +28,15 @@ const ctx: ProxyContext = {
   metrics: new TcpMetrics(registry),
   logger,
 };
-const pods = new Map<string, { proxy: PodProxy; netnsFd: number }>();
+const pods = new PodRegistry((pod, netnsFd) => new PodProxy(pod, netnsFd, ctx));
 
 // A policy or workload change may turn allowed live connections into denied ones.
 store.onChange((change) => {
-  for (const { proxy } of pods.values()) {
+  for (const proxy of pods.proxies()) {
     proxy.refreshIdentity();
     if (change.authorizationChanged) proxy.recheckPolicies();
   }
 });
-
-async function removePod(uid: string, deadlineMs: number): Promise<void> {
-  const entry = pods.get(uid);
-  if (!entry) return;
-  pods.delete(uid);
-  await entry.proxy.stop(deadlineMs);
-  closeFd(entry.netnsFd);
-}
 
 async function handle(m: MainToWorker): Promise<void> {
   switch (m.type) {
@@ -60,37 +52,22 @@ async function handle(m: MainToWorker): Promise<void> {
     case 'log-level':
       setLogLevel(m.level);
       return;
-    case 'pod-add': {
-      // A second Add for a uid (new netns after a sandbox restart) replaces the old proxy.
-      await removePod(m.pod.uid, 0);
-      const proxy = new PodProxy(m.pod, m.netnsFd, ctx);
-      pods.set(m.pod.uid, { proxy, netnsFd: m.netnsFd });
-      try {
-        await proxy.start();
-        post({ type: 'reply', id: m.id });
-      } catch (err) {
-        pods.delete(m.pod.uid);
-        await proxy.stop(0).catch(() => {});
-        closeFd(m.netnsFd);
-        post({ type: 'reply', id: m.id, error: describeError(err) });
-      }
+    case 'pod-add':
+      // Started, kept (same netns: the agent's snapshot after a reconnect) or replaced (new sandbox): pod-registry.ts.
+      post({ type: 'reply', id: m.id, data: await pods.add(m.pod, m.netnsFd) });
       return;
-    }
     case 'pod-del':
-      await removePod(m.uid, init.settings.terminationDeadlineMs);
+      await pods.remove(m.uid, init.settings.terminationDeadlineMs);
       post({ type: 'reply', id: m.id });
       return;
-    case 'dump': {
-      const data: Record<string, PodDump> = {};
-      for (const [uid, { proxy }] of pods) data[uid] = proxy.dump();
-      post({ type: 'reply', id: m.id, data });
+    case 'dump':
+      post({ type: 'reply', id: m.id, data: pods.dump() });
       return;
-    }
     case 'metrics':
       post({ type: 'reply', id: m.id, data: await registry.getMetricsAsJSON() });
       return;
     case 'drain':
-      await Promise.all([...pods.keys()].map((uid) => removePod(uid, m.deadlineMs)));
+      await pods.removeAll(m.deadlineMs);
       post({ type: 'reply', id: m.id });
       return;
   }

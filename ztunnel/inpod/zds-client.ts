@@ -7,13 +7,15 @@
  * Connection: path from the `path` option, else env INPOD_UDS, else /var/run/ztunnel/ztunnel.sock. While the
  * agent is absent (no socket, or refused) the client retries with backoff 10 ms doubling up to 5 s (as ztunnel);
  * after a connection ends (agent restart) it reconnects at once with the initial backoff, and the agent sends a
- * fresh snapshot on the new connection.
+ * fresh snapshot on the new connection. A disconnect changes nothing in the running proxies: the snapshot that
+ * follows re-sends every pod (kept when its namespace is unchanged), and only SnapshotSent drops pods.
  *
  * Netns descriptor ownership (the one rule callers must know):
  *   - The descriptor passed to InpodHandler.addWorkload belongs to the handler from the moment of the call,
  *     whether the call resolves or rejects. The handler closes it when it no longer needs the namespace (on
- *     delWorkload, when a newer Add replaces the pod, when snapshotSent drops the pod, or at once if it gives up).
- *     It may keep it to retry a failed add later, as ztunnel keeps failed adds pending.
+ *     delWorkload, when a newer Add with another namespace replaces the pod, when snapshotSent drops the pod, or
+ *     at once if it gives up or already runs the pod in that namespace). It may keep it to retry a failed add
+ *     later, as ztunnel keeps failed adds pending.
  *   - The client closes every descriptor it does not hand over: those arriving with an invalid or unexpected
  *     message, extra descriptors, and any that arrive after close().
  *
@@ -48,8 +50,10 @@ export type InpodWorkloadInfo = ZdsWorkloadInfo;
 export interface InpodHandler {
   /**
    * Start (or replace) the proxy for pod `uid` inside the namespace `netnsFd`. The handler owns `netnsFd`
-   * from this call on, even when it rejects (see the module comment). A repeated Add for the same uid with the
-   * same namespace inode should be a no-op; with a different inode, the old proxy is replaced.
+   * from this call on, even when it rejects (see the module comment). An Add for a uid whose proxy already runs
+   * in the same namespace (same nsfs device and inode) must leave that proxy and its connections untouched and
+   * close `netnsFd`: every snapshot, so every reconnect, repeats the Add of every pod the agent holds. With
+   * another namespace (the pod's sandbox was re-created) the old proxy is replaced.
    */
   addWorkload(uid: string, info: InpodWorkloadInfo, netnsFd: number): Promise<void>;
   /** Snapshot only: the agent knows `uid` but no longer holds its netns; keep any proxy already running for it. */
