@@ -42,6 +42,11 @@ export interface MeshPodOptions {
   /** `app` and `version` labels: canonical service name and revision. */
   readonly app?: string;
   readonly version?: string;
+  /**
+   * Runs once the pod's workload is published, right before the kubelet's CNI ADD: lets a test act while the
+   * add is in flight (e.g. pause ztunnel so the agent's AddWorkload stays unanswered, then restart the agent).
+   */
+  readonly beforeSandbox?: () => void | Promise<void>;
 }
 
 export interface MeshServiceOptions {
@@ -141,6 +146,7 @@ export class MeshCluster {
     await this.apply();
     let pod: Pod;
     try {
+      await opts.beforeSandbox?.();
       pod = await this.cluster.createPod(node, {
         namespace: opts.namespace,
         name: opts.name,
@@ -235,6 +241,14 @@ export class MeshCluster {
   /** Kills a node's ztunnel (SIGKILL: no drain) or stops it (SIGTERM), then starts a new one. */
   restartZtunnel(node: FakeNode, how: 'kill' | 'stop' = 'stop'): Promise<void> {
     return this.runtime(node).restartZtunnel(how);
+  }
+
+  /**
+   * Stops a node's agent (SIGTERM, or SIGKILL: a crash), starts a new one, and waits until that node's ztunnel
+   * has applied the new agent's snapshot.
+   */
+  restartAgent(node: FakeNode, how: 'kill' | 'stop' = 'stop'): Promise<void> {
+    return this.runtime(node).restartAgent(how);
   }
 
   configDump(node: FakeNode): Promise<ConfigDumpView> {

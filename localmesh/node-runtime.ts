@@ -5,6 +5,7 @@
  * inside the node's namespace. Shared by the local-config mesh and the Kubernetes mesh.
  */
 import { mkdir } from 'node:fs/promises';
+import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FakeNode, NsProcess, Pod } from '../testbed/fakenode/index.js';
@@ -28,6 +29,8 @@ export interface ConfigDumpView {
   readonly policies: readonly Authorization[];
   readonly certificates: readonly { identity: string; state: string; rootCerts: readonly { pem: string }[] }[];
   readonly workloadState: Readonly<Record<string, { state: string; connections: { inbound: unknown[]; outbound: unknown[] } }>>;
+  /** ztunnel's ZDS link to the node agent (absent when ztunnel runs without in-pod mode). */
+  readonly inpod?: { readonly connected: boolean; readonly snapshotReceived: boolean; readonly connections: number };
 }
 
 /** Polls `check` until it is true; on timeout the error says what was awaited and, if given, what differs. */
@@ -65,6 +68,8 @@ export class NodeRuntime {
   readonly node: FakeNode;
   readonly eventSocket: string;
   readonly ztunnelSocket: string;
+  /** The agent's pod cache (cni/agent/pod-cache.ts), beside its event socket. */
+  readonly agentStateFile: string;
   readonly #opts: NodeRuntimeOptions;
   #agent: NsProcess | undefined;
   #ztunnel: NsProcess | undefined;
@@ -75,6 +80,7 @@ export class NodeRuntime {
     const dir = join(node.stateDir, 'mesh');
     this.eventSocket = join(dir, 'pluginevent.sock');
     this.ztunnelSocket = join(dir, 'ztunnel.sock');
+    this.agentStateFile = join(dir, 'pods.json');
   }
 
   get ztunnel(): NsProcess {
@@ -94,6 +100,14 @@ export class NodeRuntime {
 
   async start(): Promise<void> {
     await mkdir(dirname(this.eventSocket), { recursive: true });
+    await this.startAgent();
+    this.#ztunnel = this.#spawnZtunnel();
+    await this.waitForReady();
+  }
+
+  /** Starts the node agent; resolves once its CNI event socket answers (a stale socket file does not count). */
+  async startAgent(): Promise<void> {
+    if (this.#agent?.running) throw new Error(`the node agent on ${this.node.name} is already running`);
     const agent = this.node.spawn(process.execPath, [PROGRAMS.agent], {
       env: {
         CNI_EVENT_ADDRESS: this.eventSocket,
@@ -106,10 +120,41 @@ export class NodeRuntime {
     this.#agent = agent;
     await poll(`node agent on ${this.node.name} listening`, async () => {
       if (!agent.running) throw agent.exitedError(`mesh-cni-agent on ${this.node.name}`);
-      return (await this.node.exec('test', ['-S', this.eventSocket])).code === 0;
+      return answersHttp(this.eventSocket);
     });
-    this.#ztunnel = this.#spawnZtunnel();
-    await this.waitForReady();
+  }
+
+  /** Stops the node agent: SIGTERM (it closes its sockets and leaves pod rules in place) or SIGKILL (a crash). */
+  async stopAgent(how: 'kill' | 'stop' = 'stop'): Promise<void> {
+    const agent = this.agent;
+    if (how === 'kill') {
+      agent.signal('SIGKILL');
+      await agent.exited;
+    } else {
+      await agent.stop(10_000);
+    }
+  }
+
+  /**
+   * Restarts the node agent and waits until ztunnel has reconnected to the new one and applied its snapshot
+   * (ztunnel's ZDS connection count moved on), so that what follows sees the restart completed.
+   */
+  async restartAgent(how: 'kill' | 'stop' = 'stop'): Promise<void> {
+    const before = (await this.configDump()).inpod?.connections ?? 0;
+    await this.stopAgent(how);
+    await this.startAgent();
+    await this.waitForZdsSnapshot(before);
+  }
+
+  /** Until ztunnel has made a ZDS connection after the first `connections` and received its snapshot. */
+  async waitForZdsSnapshot(connections: number): Promise<ConfigDumpView> {
+    return this.waitForDump(`a snapshot on ZDS connection > ${connections}`, (d) =>
+      d.inpod === undefined
+        ? 'ztunnel runs without in-pod mode'
+        : d.inpod.connections > connections && d.inpod.snapshotReceived
+          ? ''
+          : `connections ${d.inpod.connections}, snapshot received ${d.inpod.snapshotReceived}`,
+    );
   }
 
   /** Stops ztunnel (SIGTERM: drain, or SIGKILL: none) and starts a new one. */
@@ -201,4 +246,17 @@ export class NodeRuntime {
       },
     });
   }
+}
+
+/** Whether an HTTP server answers on the Unix socket (any status: the agent is up and serving). */
+function answersHttp(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/', method: 'GET', timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 }

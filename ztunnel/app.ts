@@ -137,6 +137,13 @@ export class Ztunnel {
       policies: sortBy(this.store.policies(), (p) => `${p.namespace}/${p.name}`),
       certificates: this.#certs.dump(),
       workloadState: await this.#dataPlane.dump(),
+      // Ours, not Istio's: the ZDS link to the node agent (each reconnect brings a snapshot; see inpod/zds-client.ts).
+      inpod: this.#zds && {
+        uds: this.#zds.path,
+        connected: this.#zds.connected,
+        snapshotReceived: this.#zds.snapshotReceived,
+        connections: this.#zds.connections,
+      },
       staticConfig: this.#staticConfig,
       version: { version: ZTUNNEL_VERSION, runtime: `node ${process.version}`, istioVersion: '1.32' },
       config: this.settings,
