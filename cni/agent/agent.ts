@@ -25,6 +25,12 @@
  *     A pod not in the mesh whose netns path is gone is forgotten when re-decided: its sandbox is gone and its
  *     DEL went missing (the agent was down), and no DEL will come to clean it up.
  *
+ * Restarts touch no pod. A ztunnel that connects or reconnects gets the snapshot and nothing more: the agent
+ * already holds every enrolled pod's descriptor, so it runs no rule and reopens no namespace for it
+ * (zds-server.ts), and ztunnel keeps each proxy whose namespace is unchanged. A restarted agent re-learns its
+ * pods from the state file (pod-cache.ts), reopens each namespace by path and re-decides enrollment; rules run
+ * again only for a pod whose enrollment changed while it was down.
+ *
  * Operations on one pod are serialized (a per-uid queue) so that ADD, DEL, reconciles and retries never
  * interleave, and a descriptor is never closed while a send that uses it is queued. With an annotator (only
  * with the Kubernetes source) the pod is annotated ambient.istio.io/redirection=pending once its rules are in
