@@ -9,7 +9,31 @@
  * Fields that Kubernetes defaults at admission (Service port protocol, targetPort, EndpointSlice readiness) are
  * defaulted here the same way, so plain test JSON and server output produce the same record.
  */
-import { canonicalIp, parseCidr } from '../../lib/net/ip.js';
+import {
+  absent,
+  DecodeError,
+  deepFreeze,
+  fail,
+  field,
+  isMap,
+  item,
+  nonEmptyString,
+  optionalBool,
+  optionalEnum,
+  optionalList,
+  optionalMap,
+  optionalString,
+  readCidr,
+  readEnum,
+  readIp,
+  readMap,
+  readPort,
+  readTimestamp,
+  show,
+  stringList,
+  stringMap,
+  type Obj,
+} from '../../lib/decode/index.js';
 
 // --- records -------------------------------------------------------------------------------------------------
 
@@ -233,127 +257,13 @@ export interface KubeRejection {
 
 export type RecordResult<T> = { readonly ok: true; readonly record: T } | { readonly ok: false; readonly rejection: KubeRejection };
 
-// --- reading helpers -----------------------------------------------------------------------------------------
+// --- reading ---------------------------------------------------------------------------------------------------
 
-type Obj = Readonly<Record<string, unknown>>;
-
-/** Thrown inside a converter only; `convert` turns it into a rejection, so it never escapes this module. */
-class Malformed extends Error {
-  constructor(
-    readonly path: string,
-    readonly problem: string,
-  ) {
-    super(path === '' ? problem : `${path}: ${problem}`);
-  }
-}
-
-function fail(path: string, problem: string): never {
-  throw new Malformed(path, problem);
-}
-
-function show(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
-  if (Array.isArray(v)) return 'a list';
-  if (v instanceof Date) return v.toISOString();
-  if (typeof v === 'object') return 'a map';
-  return String(v);
-}
-
-const at = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
-const idx = (path: string, i: number): string => `${path}[${i}]`;
-const absent = (v: unknown): boolean => v === undefined || v === null;
-
-function isObj(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function obj(v: unknown, path: string): Obj {
-  if (!isObj(v)) fail(path, `expected a map, found ${show(v)}`);
-  return v;
-}
-
-function optObj(o: Obj, key: string, path: string): Obj {
-  return absent(o[key]) ? {} : obj(o[key], at(path, key));
-}
-
-function str(o: Obj, key: string, path: string, def = ''): string {
-  const v = o[key];
-  if (absent(v)) return def;
-  if (typeof v !== 'string') fail(at(path, key), `expected a string, found ${show(v)}`);
-  return v;
-}
-
-function reqStr(o: Obj, key: string, path: string): string {
-  const v = str(o, key, path);
-  if (v === '') fail(at(path, key), 'is required');
-  return v;
-}
-
-function bool(o: Obj, key: string, path: string): boolean {
-  const v = o[key];
-  if (absent(v)) return false;
-  if (typeof v !== 'boolean') fail(at(path, key), `expected true or false, found ${show(v)}`);
-  return v;
-}
-
-function list(o: Obj, key: string, path: string): readonly unknown[] {
-  const v = o[key];
-  if (absent(v)) return [];
-  if (!Array.isArray(v)) fail(at(path, key), `expected a list, found ${show(v)}`);
-  return v;
-}
-
-function strList(o: Obj, key: string, path: string): readonly string[] {
-  return list(o, key, path).map((x, i) => {
-    if (typeof x !== 'string') fail(idx(at(path, key), i), `expected a string, found ${show(x)}`);
-    return x;
-  });
-}
-
-function stringMap(o: Obj, key: string, path: string): Labels {
-  const v = o[key];
-  if (absent(v)) return {};
-  const m = obj(v, at(path, key));
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(m)) {
-    if (typeof x !== 'string') fail(`${at(path, key)}[${JSON.stringify(k)}]`, `expected a string, found ${show(x)}`);
-    out[k] = x;
-  }
-  return Object.freeze(out);
-}
-
-function port(v: unknown, path: string, min = 1): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 65535) {
-    fail(path, `${show(v)} is not a port (an integer ${min}..65535)`);
-  }
-  return v;
-}
-
-function oneOf<T extends string>(v: unknown, path: string, values: readonly T[], def: T): T {
-  if (absent(v)) return def;
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-    fail(path, `${show(v)} is not one of: ${values.join(', ')}`);
-  }
-  return v as T;
-}
-
-function ip(v: unknown, path: string): string {
-  const c = typeof v === 'string' ? canonicalIp(v) : undefined;
-  if (c === undefined) fail(path, `${show(v)} is not an IP address`);
-  return c;
-}
-
-/** RFC 3339 string (plain JSON) or Date (client-node) → ms since the epoch; absent → 0. */
-function timestamp(v: unknown, path: string): number {
-  if (absent(v)) return 0;
-  const ms = v instanceof Date ? v.getTime() : typeof v === 'string' ? Date.parse(v) : Number.NaN;
-  if (Number.isNaN(ms)) fail(path, `${show(v)} is not a timestamp`);
-  return ms;
-}
+// Readers (lib/decode) throw a DecodeError with the field path; `convert` turns it into a rejection, so nothing
+// thrown by a converter reaches the watch loop.
 
 const PROTOCOLS: readonly PortProtocol[] = ['TCP', 'UDP', 'SCTP'];
-const protocolOf = (o: Obj, path: string): PortProtocol => oneOf(o.protocol, at(path, 'protocol'), PROTOCOLS, 'TCP');
+const protocolOf = (o: Obj, path: string): PortProtocol => optionalEnum(o, 'protocol', path, PROTOCOLS, 'TCP');
 
 interface Meta {
   readonly namespace: string;
@@ -363,21 +273,21 @@ interface Meta {
 }
 
 /**
- * Runs a converter; a Malformed becomes a rejection. The namespace/name are read leniently first so that even
+ * Runs a converter; a DecodeError becomes a rejection. The namespace/name are read leniently first so that even
  * an object with broken metadata is reported under whatever name it has.
  */
 function convert<T>(kind: KubeKind, input: unknown, body: (m: Meta) => T, namespaced = true): RecordResult<T> {
-  const meta = isObj(input) && isObj(input.metadata) ? input.metadata : undefined;
+  const meta = isMap(input) && isMap(input.metadata) ? input.metadata : undefined;
   const namespace = meta !== undefined && typeof meta.namespace === 'string' ? meta.namespace : '';
   const name = meta !== undefined && typeof meta.name === 'string' ? meta.name : '';
   try {
-    const o = obj(input, '');
-    const m = obj(o.metadata, 'metadata');
-    reqStr(m, 'name', 'metadata');
-    if (namespaced) reqStr(m, 'namespace', 'metadata');
+    const o = readMap(input, '');
+    const m = readMap(o.metadata, 'metadata');
+    nonEmptyString(m, 'name', 'metadata');
+    if (namespaced) nonEmptyString(m, 'namespace', 'metadata');
     return { ok: true, record: deepFreeze(body({ namespace, name, o, meta: m })) };
   } catch (err) {
-    if (!(err instanceof Malformed)) {
+    if (!(err instanceof DecodeError)) {
       // A bug in a converter, not bad input: still reported, never thrown at the watch loop.
       return reject(kind, namespace, name, '', `could not be read: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -387,14 +297,6 @@ function convert<T>(kind: KubeKind, input: unknown, body: (m: Meta) => T, namesp
 
 function reject<T>(kind: KubeKind, namespace: string, name: string, path: string, reason: string): RecordResult<T> {
   return { ok: false, rejection: Object.freeze({ code: KubeRecordErrorCode.INVALID_OBJECT, kind, namespace, name, path, reason }) };
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
 }
 
 // --- core kinds ----------------------------------------------------------------------------------------------
@@ -424,13 +326,17 @@ export function nodeRecord(input: unknown): RecordResult<NodeRecord> {
 function containerPorts(containers: readonly unknown[], path: string, onlyRestartAlways: boolean): ContainerPort[] {
   const out: ContainerPort[] = [];
   containers.forEach((c, i) => {
-    const cp = idx(path, i);
-    const co = obj(c, cp);
-    if (onlyRestartAlways && str(co, 'restartPolicy', cp) !== 'Always') return;
-    list(co, 'ports', cp).forEach((p, j) => {
-      const pp = idx(at(cp, 'ports'), j);
-      const po = obj(p, pp);
-      out.push({ name: str(po, 'name', pp), containerPort: port(po.containerPort, at(pp, 'containerPort')), protocol: protocolOf(po, pp) });
+    const cp = item(path, i);
+    const co = readMap(c, cp);
+    if (onlyRestartAlways && optionalString(co, 'restartPolicy', cp) !== 'Always') return;
+    optionalList(co, 'ports', cp).forEach((p, j) => {
+      const pp = item(field(cp, 'ports'), j);
+      const po = readMap(p, pp);
+      out.push({
+        name: optionalString(po, 'name', pp),
+        containerPort: readPort(po.containerPort, field(pp, 'containerPort')),
+        protocol: protocolOf(po, pp),
+      });
     });
   });
   return out;
@@ -441,43 +347,49 @@ const POD_PHASES: readonly PodPhase[] = ['Pending', 'Running', 'Succeeded', 'Fai
 /** A v1 Pod (V1Pod or its JSON). */
 export function podRecord(input: unknown): RecordResult<PodRecord> {
   return convert<PodRecord>('Pod', input, ({ namespace, name, o, meta }) => {
-    const spec = optObj(o, 'spec', '');
-    const status = optObj(o, 'status', '');
-    const owners = list(meta, 'ownerReferences', 'metadata');
+    const spec = optionalMap(o, 'spec', '');
+    const status = optionalMap(o, 'status', '');
+    const owners = optionalList(meta, 'ownerReferences', 'metadata');
     let controller: OwnerRef | undefined;
     owners.forEach((r, i) => {
-      const p = idx('metadata.ownerReferences', i);
-      const ro = obj(r, p);
-      if (controller === undefined && bool(ro, 'controller', p)) {
-        controller = { apiVersion: str(ro, 'apiVersion', p), kind: reqStr(ro, 'kind', p), name: reqStr(ro, 'name', p) };
+      const p = item('metadata.ownerReferences', i);
+      const ro = readMap(r, p);
+      if (controller === undefined && optionalBool(ro, 'controller', p)) {
+        controller = {
+          apiVersion: optionalString(ro, 'apiVersion', p),
+          kind: nonEmptyString(ro, 'kind', p),
+          name: nonEmptyString(ro, 'name', p),
+        };
       }
     });
     // status.podIPs is authoritative; status.podIP alone is what older API servers (and some tests) write.
-    let ips = list(status, 'podIPs', 'status').map((x, i) => ip(obj(x, idx('status.podIPs', i)).ip, at(idx('status.podIPs', i), 'ip')));
-    if (ips.length === 0 && str(status, 'podIP', 'status') !== '') ips = [ip(status.podIP, 'status.podIP')];
-    const conditions = list(status, 'conditions', 'status');
+    let ips = optionalList(status, 'podIPs', 'status').map((x, i) =>
+      readIp(readMap(x, item('status.podIPs', i)).ip, field(item('status.podIPs', i), 'ip')),
+    );
+    if (ips.length === 0 && optionalString(status, 'podIP', 'status') !== '') ips = [readIp(status.podIP, 'status.podIP')];
+    const conditions = optionalList(status, 'conditions', 'status');
     const ready = conditions.some((c, i) => {
-      const co = obj(c, idx('status.conditions', i));
+      const co = readMap(c, item('status.conditions', i));
       return co.type === 'Ready' && co.status === 'True';
     });
     return {
       namespace,
       name,
-      uid: str(meta, 'uid', 'metadata'),
-      generateName: str(meta, 'generateName', 'metadata'),
+      uid: optionalString(meta, 'uid', 'metadata'),
+      generateName: optionalString(meta, 'generateName', 'metadata'),
       controller,
       labels: stringMap(meta, 'labels', 'metadata'),
       annotations: stringMap(meta, 'annotations', 'metadata'),
-      serviceAccount: str(spec, 'serviceAccountName', 'spec'),
-      nodeName: str(spec, 'nodeName', 'spec'),
+      serviceAccount: optionalString(spec, 'serviceAccountName', 'spec'),
+      nodeName: optionalString(spec, 'nodeName', 'spec'),
       podIPs: [...new Set(ips)],
-      hostNetwork: bool(spec, 'hostNetwork', 'spec'),
-      phase: oneOf(status.phase, 'status.phase', POD_PHASES, ''),
+      hostNetwork: optionalBool(spec, 'hostNetwork', 'spec'),
+      phase: optionalEnum(status, 'phase', 'status', POD_PHASES, ''),
       ready,
-      deleting: timestamp(meta.deletionTimestamp, 'metadata.deletionTimestamp') !== 0,
+      deleting: readTimestamp(meta.deletionTimestamp, 'metadata.deletionTimestamp') !== 0,
       containerPorts: [
-        ...containerPorts(list(spec, 'containers', 'spec'), 'spec.containers', false),
-        ...containerPorts(list(spec, 'initContainers', 'spec'), 'spec.initContainers', true),
+        ...containerPorts(optionalList(spec, 'containers', 'spec'), 'spec.containers', false),
+        ...containerPorts(optionalList(spec, 'initContainers', 'spec'), 'spec.initContainers', true),
       ],
     };
   });
@@ -488,26 +400,26 @@ const SERVICE_TYPES: readonly ServiceType[] = ['ClusterIP', 'NodePort', 'LoadBal
 /** A v1 Service (V1Service or its JSON). */
 export function serviceRecord(input: unknown): RecordResult<ServiceRecord> {
   return convert<ServiceRecord>('Service', input, ({ namespace, name, o, meta }) => {
-    const spec = optObj(o, 'spec', '');
-    const type = oneOf(spec.type, 'spec.type', SERVICE_TYPES, 'ClusterIP');
-    let cips = strList(spec, 'clusterIPs', 'spec').map((c, i) => (c === 'None' ? c : ip(c, idx('spec.clusterIPs', i))));
-    const single = str(spec, 'clusterIP', 'spec');
-    if (cips.length === 0 && single !== '') cips = [single === 'None' ? single : ip(single, 'spec.clusterIP')];
-    const ports = list(spec, 'ports', 'spec').map((p, i): ServicePortRecord => {
-      const pp = idx('spec.ports', i);
-      const po = obj(p, pp);
-      const servicePort = port(po.port, at(pp, 'port'));
+    const spec = optionalMap(o, 'spec', '');
+    const type = optionalEnum(spec, 'type', 'spec', SERVICE_TYPES, 'ClusterIP');
+    let cips = stringList(spec, 'clusterIPs', 'spec').map((c, i) => (c === 'None' ? c : readIp(c, item('spec.clusterIPs', i))));
+    const single = optionalString(spec, 'clusterIP', 'spec');
+    if (cips.length === 0 && single !== '') cips = [single === 'None' ? single : readIp(single, 'spec.clusterIP')];
+    const ports = optionalList(spec, 'ports', 'spec').map((p, i): ServicePortRecord => {
+      const pp = item('spec.ports', i);
+      const po = readMap(p, pp);
+      const servicePort = readPort(po.port, field(pp, 'port'));
       const tp = po.targetPort;
       let targetPort: number | string;
       if (absent(tp) || tp === 0 || tp === '') targetPort = servicePort;
-      else if (typeof tp === 'number') targetPort = port(tp, at(pp, 'targetPort'));
+      else if (typeof tp === 'number') targetPort = readPort(tp, field(pp, 'targetPort'));
       else if (typeof tp === 'string') {
         // IntOrString: a JSON string of digits is still a number ("8080"), as the API server's unmarshalling does.
-        targetPort = /^[0-9]+$/.test(tp) ? port(Number(tp), at(pp, 'targetPort')) : tp;
-      } else fail(at(pp, 'targetPort'), `expected a port number or a port name, found ${show(tp)}`);
-      const appProtocol = str(po, 'appProtocol', pp);
+        targetPort = /^[0-9]+$/.test(tp) ? readPort(Number(tp), field(pp, 'targetPort')) : tp;
+      } else fail(field(pp, 'targetPort'), `expected a port number or a port name, found ${show(tp)}`);
+      const appProtocol = optionalString(po, 'appProtocol', pp);
       return {
-        name: str(po, 'name', pp),
+        name: optionalString(po, 'name', pp),
         port: servicePort,
         targetPort,
         protocol: protocolOf(po, pp),
@@ -516,7 +428,7 @@ export function serviceRecord(input: unknown): RecordResult<ServiceRecord> {
     });
     const selector = stringMap(spec, 'selector', 'spec');
     const itp = spec.internalTrafficPolicy;
-    const td = str(spec, 'trafficDistribution', 'spec');
+    const td = optionalString(spec, 'trafficDistribution', 'spec');
     return {
       namespace,
       name,
@@ -526,10 +438,12 @@ export function serviceRecord(input: unknown): RecordResult<ServiceRecord> {
       selector: Object.keys(selector).length === 0 ? undefined : selector,
       labels: stringMap(meta, 'labels', 'metadata'),
       annotations: stringMap(meta, 'annotations', 'metadata'),
-      ipFamilies: list(spec, 'ipFamilies', 'spec').map((f, i) => oneOf(f, idx('spec.ipFamilies', i), ['IPv4', 'IPv6'] as const, 'IPv4')),
-      internalTrafficPolicy: absent(itp) ? undefined : oneOf(itp, 'spec.internalTrafficPolicy', ['Cluster', 'Local'] as const, 'Cluster'),
+      ipFamilies: optionalList(spec, 'ipFamilies', 'spec').map((f, i) =>
+        readEnum(f, item('spec.ipFamilies', i), ['IPv4', 'IPv6'] as const),
+      ),
+      internalTrafficPolicy: absent(itp) ? undefined : readEnum(itp, 'spec.internalTrafficPolicy', ['Cluster', 'Local'] as const),
       trafficDistribution: td === '' ? undefined : td,
-      publishNotReadyAddresses: bool(spec, 'publishNotReadyAddresses', 'spec'),
+      publishNotReadyAddresses: optionalBool(spec, 'publishNotReadyAddresses', 'spec'),
     };
   });
 }
@@ -541,34 +455,38 @@ export function endpointSliceRecord(input: unknown): RecordResult<EndpointSliceR
   return convert<EndpointSliceRecord>('EndpointSlice', input, ({ namespace, name, o, meta }) => {
     const labels = stringMap(meta, 'labels', 'metadata');
     if (absent(o.addressType)) fail('addressType', 'is required (IPv4, IPv6 or FQDN)');
-    const addressType = oneOf(o.addressType, 'addressType', ['IPv4', 'IPv6', 'FQDN'] as const, 'IPv4');
-    const ports = list(o, 'ports', '').map((p, i): EndpointSlicePortRecord => {
-      const pp = idx('ports', i);
-      const po = obj(p, pp);
-      return { name: str(po, 'name', pp), port: absent(po.port) ? undefined : port(po.port, at(pp, 'port')), protocol: protocolOf(po, pp) };
+    const addressType = readEnum(o.addressType, 'addressType', ['IPv4', 'IPv6', 'FQDN'] as const);
+    const ports = optionalList(o, 'ports', '').map((p, i): EndpointSlicePortRecord => {
+      const pp = item('ports', i);
+      const po = readMap(p, pp);
+      return {
+        name: optionalString(po, 'name', pp),
+        port: absent(po.port) ? undefined : readPort(po.port, field(pp, 'port')),
+        protocol: protocolOf(po, pp),
+      };
     });
-    const endpoints = list(o, 'endpoints', '').map((e, i): EndpointRecord => {
-      const ep = idx('endpoints', i);
-      const eo = obj(e, ep);
-      const addresses = strList(eo, 'addresses', ep);
+    const endpoints = optionalList(o, 'endpoints', '').map((e, i): EndpointRecord => {
+      const ep = item('endpoints', i);
+      const eo = readMap(e, ep);
+      const addresses = stringList(eo, 'addresses', ep);
       // FQDN slices hold hostnames; only IP slices are checked as addresses.
-      const checked = addressType === 'FQDN' ? addresses : addresses.map((a, j) => ip(a, idx(at(ep, 'addresses'), j)));
-      const cond = optObj(eo, 'conditions', ep);
-      const ready = absent(cond.ready) ? true : bool(cond, 'ready', at(ep, 'conditions'));
+      const checked = addressType === 'FQDN' ? addresses : addresses.map((a, j) => readIp(a, item(field(ep, 'addresses'), j)));
+      const cond = optionalMap(eo, 'conditions', ep);
+      const ready = absent(cond.ready) ? true : optionalBool(cond, 'ready', field(ep, 'conditions'));
       let targetRef: PodRef | undefined;
       if (!absent(eo.targetRef)) {
-        const tp = at(ep, 'targetRef');
-        const to = obj(eo.targetRef, tp);
-        if (str(to, 'kind', tp) === 'Pod') {
+        const tp = field(ep, 'targetRef');
+        const to = readMap(eo.targetRef, tp);
+        if (optionalString(to, 'kind', tp) === 'Pod') {
           // A targetRef without a namespace refers to the slice's own namespace.
           targetRef = {
-            namespace: str(to, 'namespace', tp, namespace) || namespace,
-            name: reqStr(to, 'name', tp),
-            uid: str(to, 'uid', tp),
+            namespace: optionalString(to, 'namespace', tp, namespace) || namespace,
+            name: nonEmptyString(to, 'name', tp),
+            uid: optionalString(to, 'uid', tp),
           };
         }
       }
-      return { addresses: checked, ready, targetRef, nodeName: str(eo, 'nodeName', ep) };
+      return { addresses: checked, ready, targetRef, nodeName: optionalString(eo, 'nodeName', ep) };
     });
     return { namespace, name, serviceName: labels[SERVICE_NAME_LABEL], addressType, ports, endpoints };
   });
@@ -583,47 +501,47 @@ const IP_KEYS = new Set(['source.ip', 'destination.ip', 'remote.ip']);
 
 function selectorOf(spec: Obj, path: string): Labels | undefined {
   if (absent(spec.selector)) return undefined;
-  return stringMap(obj(spec.selector, at(path, 'selector')), 'matchLabels', at(path, 'selector'));
+  return stringMap(readMap(spec.selector, field(path, 'selector')), 'matchLabels', field(path, 'selector'));
 }
 
 function targetRef(v: unknown, path: string): PolicyTargetRef {
-  const o = obj(v, path);
-  const ns = str(o, 'namespace', path);
+  const o = readMap(v, path);
+  const ns = optionalString(o, 'namespace', path);
   return {
-    group: str(o, 'group', path),
-    kind: reqStr(o, 'kind', path),
-    name: reqStr(o, 'name', path),
+    group: optionalString(o, 'group', path),
+    kind: nonEmptyString(o, 'kind', path),
+    name: nonEmptyString(o, 'name', path),
     namespace: ns === '' ? undefined : ns,
   };
 }
 
 function ipBlocks(o: Obj, key: string, path: string): readonly string[] {
-  const values = strList(o, key, path);
-  values.forEach((v, i) => {
-    if (parseCidr(v) === undefined) fail(idx(at(path, key), i), `${show(v)} is not an IP address or CIDR block`);
-  });
+  // Checked, but kept as written: the model converts them (and an address without a prefix stays one).
+  const values = stringList(o, key, path);
+  for (const [i, v] of values.entries()) readCidr(v, item(field(path, key), i));
   return values;
 }
 
 function portStrings(o: Obj, key: string, path: string): readonly string[] {
-  const values = strList(o, key, path);
+  const values = stringList(o, key, path);
   values.forEach((v, i) => {
-    if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) fail(idx(at(path, key), i), `${show(v)} is not a port (1..65535)`);
+    if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535)
+      fail(item(field(path, key), i), `${show(v)} is not a port (1..65535)`);
   });
   return values;
 }
 
 function source(v: unknown, path: string): AuthorizationSource {
-  const s = obj(v, path);
+  const s = readMap(v, path);
   const src: AuthorizationSource = {
-    principals: strList(s, 'principals', path),
-    notPrincipals: strList(s, 'notPrincipals', path),
-    requestPrincipals: strList(s, 'requestPrincipals', path),
-    notRequestPrincipals: strList(s, 'notRequestPrincipals', path),
-    namespaces: strList(s, 'namespaces', path),
-    notNamespaces: strList(s, 'notNamespaces', path),
-    serviceAccounts: strList(s, 'serviceAccounts', path),
-    notServiceAccounts: strList(s, 'notServiceAccounts', path),
+    principals: stringList(s, 'principals', path),
+    notPrincipals: stringList(s, 'notPrincipals', path),
+    requestPrincipals: stringList(s, 'requestPrincipals', path),
+    notRequestPrincipals: stringList(s, 'notRequestPrincipals', path),
+    namespaces: stringList(s, 'namespaces', path),
+    notNamespaces: stringList(s, 'notNamespaces', path),
+    serviceAccounts: stringList(s, 'serviceAccounts', path),
+    notServiceAccounts: stringList(s, 'notServiceAccounts', path),
     ipBlocks: ipBlocks(s, 'ipBlocks', path),
     notIpBlocks: ipBlocks(s, 'notIpBlocks', path),
     remoteIpBlocks: ipBlocks(s, 'remoteIpBlocks', path),
@@ -640,24 +558,24 @@ function source(v: unknown, path: string): AuthorizationSource {
 }
 
 function operation(v: unknown, path: string): AuthorizationOperation {
-  const o = obj(v, path);
+  const o = readMap(v, path);
   return {
-    hosts: strList(o, 'hosts', path),
-    notHosts: strList(o, 'notHosts', path),
+    hosts: stringList(o, 'hosts', path),
+    notHosts: stringList(o, 'notHosts', path),
     ports: portStrings(o, 'ports', path),
     notPorts: portStrings(o, 'notPorts', path),
-    methods: strList(o, 'methods', path),
-    notMethods: strList(o, 'notMethods', path),
-    paths: strList(o, 'paths', path),
-    notPaths: strList(o, 'notPaths', path),
+    methods: stringList(o, 'methods', path),
+    notMethods: stringList(o, 'notMethods', path),
+    paths: stringList(o, 'paths', path),
+    notPaths: stringList(o, 'notPaths', path),
   };
 }
 
 function condition(v: unknown, path: string): AuthorizationCondition {
-  const o = obj(v, path);
-  const key = reqStr(o, 'key', path);
+  const o = readMap(v, path);
+  const key = nonEmptyString(o, 'key', path);
   const checked = (k: 'values' | 'notValues'): readonly string[] =>
-    IP_KEYS.has(key) ? ipBlocks(o, k, path) : key === 'destination.port' ? portStrings(o, k, path) : strList(o, k, path);
+    IP_KEYS.has(key) ? ipBlocks(o, k, path) : key === 'destination.port' ? portStrings(o, k, path) : stringList(o, k, path);
   const values = checked('values');
   const notValues = checked('notValues');
   if (values.length === 0 && notValues.length === 0) fail(path, `at least one of values or notValues must be set for key ${key}`);
@@ -667,28 +585,30 @@ function condition(v: unknown, path: string): AuthorizationCondition {
 /** A security.istio.io AuthorizationPolicy (v1 or v1beta1; same spec). */
 export function authorizationPolicyRecord(input: unknown): RecordResult<AuthorizationPolicyRecord> {
   return convert<AuthorizationPolicyRecord>('AuthorizationPolicy', input, ({ namespace, name, o, meta }) => {
-    const spec = optObj(o, 'spec', '');
+    const spec = optionalMap(o, 'spec', '');
     const selector = selectorOf(spec, 'spec');
     const refs = [
       ...(absent(spec.targetRef) ? [] : [targetRef(spec.targetRef, 'spec.targetRef')]),
-      ...list(spec, 'targetRefs', 'spec').map((r, i) => targetRef(r, idx('spec.targetRefs', i))),
+      ...optionalList(spec, 'targetRefs', 'spec').map((r, i) => targetRef(r, item('spec.targetRefs', i))),
     ];
     if (selector !== undefined && refs.length > 0) fail('spec', 'selector and targetRef(s) are mutually exclusive');
-    const action = oneOf(spec.action, 'spec.action', ACTIONS, 'ALLOW');
-    const provider = absent(spec.provider) ? undefined : { name: str(obj(spec.provider, 'spec.provider'), 'name', 'spec.provider') };
-    const rules = list(spec, 'rules', 'spec').map((r, i): AuthorizationRuleRecord => {
-      const rp = idx('spec.rules', i);
-      const ro = obj(r, rp);
+    const action = optionalEnum(spec, 'action', 'spec', ACTIONS, 'ALLOW');
+    const provider = absent(spec.provider)
+      ? undefined
+      : { name: optionalString(readMap(spec.provider, 'spec.provider'), 'name', 'spec.provider') };
+    const rules = optionalList(spec, 'rules', 'spec').map((r, i): AuthorizationRuleRecord => {
+      const rp = item('spec.rules', i);
+      const ro = readMap(r, rp);
       return {
-        from: list(ro, 'from', rp).map((f, j) => {
-          const fp = idx(at(rp, 'from'), j);
-          return { source: source(obj(f, fp).source ?? {}, at(fp, 'source')) };
+        from: optionalList(ro, 'from', rp).map((f, j) => {
+          const fp = item(field(rp, 'from'), j);
+          return { source: source(readMap(f, fp).source ?? {}, field(fp, 'source')) };
         }),
-        to: list(ro, 'to', rp).map((t, j) => {
-          const tp = idx(at(rp, 'to'), j);
-          return { operation: operation(obj(t, tp).operation ?? {}, at(tp, 'operation')) };
+        to: optionalList(ro, 'to', rp).map((t, j) => {
+          const tp = item(field(rp, 'to'), j);
+          return { operation: operation(readMap(t, tp).operation ?? {}, field(tp, 'operation')) };
         }),
-        when: list(ro, 'when', rp).map((c, j) => condition(c, idx(at(rp, 'when'), j))),
+        when: optionalList(ro, 'when', rp).map((c, j) => condition(c, item(field(rp, 'when'), j))),
       };
     });
     const annotations = stringMap(meta, 'annotations', 'metadata');
@@ -711,26 +631,26 @@ const MTLS_MODES: readonly MtlsMode[] = ['UNSET', 'DISABLE', 'PERMISSIVE', 'STRI
 
 function mtlsMode(v: unknown, path: string): MtlsMode {
   if (absent(v)) return 'UNSET';
-  return oneOf(obj(v, path).mode, at(path, 'mode'), MTLS_MODES, 'UNSET');
+  return optionalEnum(readMap(v, path), 'mode', path, MTLS_MODES, 'UNSET');
 }
 
 /** A security.istio.io PeerAuthentication (v1 or v1beta1). */
 export function peerAuthenticationRecord(input: unknown): RecordResult<PeerAuthenticationRecord> {
   return convert<PeerAuthenticationRecord>('PeerAuthentication', input, ({ namespace, name, o, meta }) => {
-    const spec = optObj(o, 'spec', '');
+    const spec = optionalMap(o, 'spec', '');
     const selector = selectorOf(spec, 'spec');
-    const plm = absent(spec.portLevelMtls) ? {} : obj(spec.portLevelMtls, 'spec.portLevelMtls');
+    const plm = absent(spec.portLevelMtls) ? {} : readMap(spec.portLevelMtls, 'spec.portLevelMtls');
     const portLevelMtls = Object.entries(plm)
       .map(([k, v]) => {
         const p = `spec.portLevelMtls[${JSON.stringify(k)}]`;
         if (!/^[0-9]{1,5}$/.test(k)) fail(p, `${show(k)} is not a port`);
-        return { port: port(Number(k), p), mode: mtlsMode(v, p) };
+        return { port: readPort(Number(k), p), mode: mtlsMode(v, p) };
       })
       .sort((a, b) => a.port - b.port);
     return {
       namespace,
       name,
-      createdAt: timestamp(meta.creationTimestamp, 'metadata.creationTimestamp'),
+      createdAt: readTimestamp(meta.creationTimestamp, 'metadata.creationTimestamp'),
       selector: selector === undefined || Object.keys(selector).length === 0 ? undefined : selector,
       mtlsMode: mtlsMode(spec.mtls, 'spec.mtls'),
       portLevelMtls,

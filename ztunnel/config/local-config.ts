@@ -12,7 +12,33 @@ import { parseDocument, stringify } from 'yaml';
 
 import { MeshError } from '../../lib/errors.js';
 import { DEFAULT_TRUST_DOMAIN, makeIdentity, parseSpiffeId } from '../../lib/identity/spiffe.js';
-import { canonicalIp, formatCidr, parseCidr } from '../../lib/net/ip.js';
+import {
+  absent,
+  DecodeError,
+  deepFreeze,
+  entry,
+  fail,
+  field,
+  isMap,
+  item,
+  optionalBool,
+  optionalEnum,
+  optionalList,
+  optionalString,
+  readCidr,
+  readEnum,
+  readInteger,
+  readIp,
+  readList,
+  readMap,
+  readPair,
+  readPort,
+  requiredString,
+  show,
+  stringList,
+  type Obj,
+} from '../../lib/decode/index.js';
+import { canonicalIp, formatCidr } from '../../lib/net/ip.js';
 import {
   DEFAULT_CLUSTER_ID,
   DEFAULT_SERVICE_ACCOUNT,
@@ -71,103 +97,7 @@ export interface ParseLocalConfigOptions {
 /** Files beyond this are refused unread: 1M pods of ztunnel's example shape are ~250 MB, far past one node's need. */
 export const MAX_LOCAL_CONFIG_BYTES = 64 * 1024 * 1024;
 
-// --- reading helpers: every value is read with its path so a failure can say where it is ---------------------
-
-type Obj = Readonly<Record<string, unknown>>;
-
-function fail(path: string, problem: string): never {
-  throw new LocalConfigError(LocalConfigErrorCode.INVALID, path, problem);
-}
-
-function show(v: unknown): string {
-  if (v === null || v === undefined) return 'null';
-  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a map';
-  return String(v);
-}
-
-const field = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
-const item = (path: string, i: number): string => `${path}[${i}]`;
-const entry = (path: string, k: string): string => (/^[0-9]+$/.test(k) ? `${path}[${k}]` : `${path}[${JSON.stringify(k)}]`);
-
-function isMap(v: unknown): v is Obj {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A map with only `known` keys (serde's deny_unknown_fields). */
-function readObject(v: unknown, path: string, known: readonly string[]): Obj {
-  if (!isMap(v)) fail(path, `expected a map, found ${show(v)}`);
-  for (const k of Object.keys(v)) {
-    if (!known.includes(k)) fail(field(path, k), `unknown field; expected one of: ${known.join(', ')}`);
-  }
-  return v;
-}
-
-// A YAML key written with no value (`network:`) reads as null; it means "not set", like an absent key.
-const absent = (v: unknown): boolean => v === undefined || v === null;
-
-function reqString(o: Obj, key: string, path: string): string {
-  const v = o[key];
-  if (absent(v)) fail(field(path, key), 'is required');
-  if (typeof v !== 'string') fail(field(path, key), `expected a string, found ${show(v)}`);
-  return v;
-}
-
-function optString(o: Obj, key: string, path: string, def = ''): string {
-  return absent(o[key]) ? def : reqString(o, key, path);
-}
-
-function optBool(o: Obj, key: string, path: string): boolean {
-  const v = o[key];
-  if (absent(v)) return false;
-  if (typeof v !== 'boolean') fail(field(path, key), `expected true or false, found ${show(v)}`);
-  return v;
-}
-
-function readUint(v: unknown, path: string, min: number, max: number, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    fail(path, `${show(v)} is not ${what} (an integer ${min}..${max})`);
-  }
-  return v;
-}
-
-function readEnum<T extends string>(v: unknown, path: string, values: readonly T[]): T {
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-    fail(path, `${show(v)} is not one of: ${values.join(', ')}`);
-  }
-  return v as T;
-}
-
-function optEnum<T extends string>(o: Obj, key: string, path: string, values: readonly T[], def: T): T {
-  return absent(o[key]) ? def : readEnum(o[key], field(path, key), values);
-}
-
-function optList(o: Obj, key: string, path: string): readonly unknown[] {
-  const v = o[key];
-  if (absent(v)) return [];
-  if (!Array.isArray(v)) fail(field(path, key), `expected a list, found ${show(v)}`);
-  return v;
-}
-
-function readList<T>(v: unknown, path: string, read: (x: unknown, p: string) => T): T[] {
-  if (!Array.isArray(v)) fail(path, `expected a list, found ${show(v)}`);
-  return v.map((x, i) => read(x, item(path, i)));
-}
-
-function readIp(v: unknown, path: string): string {
-  const ip = typeof v === 'string' ? canonicalIp(v) : undefined;
-  if (ip === undefined) fail(path, `${show(v)} is not an IP address`);
-  return ip;
-}
-
-function readCidr(v: unknown, path: string): Cidr {
-  const c = typeof v === 'string' ? parseCidr(v) : undefined;
-  if (c === undefined) fail(path, `${show(v)} is not an IP address or CIDR block like "10.0.0.0/8"`);
-  return c;
-}
-
-const readPort = (v: unknown, path: string): number => readUint(v, path, 1, 65535, 'a port');
+// Readers (lib/decode) throw a DecodeError with the YAML path; parseLocalConfig turns it into a LocalConfigError.
 
 /** `{80: 8080}`; YAML map keys arrive as strings. A target of 0 is only meaningful for service ports. */
 function readPortMap(v: unknown, path: string, minTarget: 0 | 1): PortMap {
@@ -175,16 +105,9 @@ function readPortMap(v: unknown, path: string, minTarget: 0 | 1): PortMap {
   const out: Array<[number, number]> = [];
   for (const [k, target] of Object.entries(v)) {
     if (!/^[0-9]{1,5}$/.test(k) || Number(k) < 1 || Number(k) > 65535) fail(entry(path, k), `"${k}" is not a port`);
-    out.push([Number(k), readUint(target, entry(path, k), minTarget, 65535, 'a target port')]);
+    out.push([Number(k), readInteger(target, entry(path, k), minTarget, 65535, 'a target port')]);
   }
   return Object.fromEntries(out) as PortMap;
-}
-
-/** "<a>/<b>" split at the first slash, both parts non-empty. */
-function splitKey(s: string, path: string, form: string): [string, string] {
-  const slash = s.indexOf('/');
-  if (slash <= 0 || slash === s.length - 1) fail(path, `${show(s)} is not of the form "${form}"`);
-  return [s.slice(0, slash), s.slice(slash + 1)];
 }
 
 function readNetworkAddress(v: unknown, path: string): NetworkAddress {
@@ -201,12 +124,12 @@ function readGatewayDestination(v: unknown, path: string): GatewayDestination {
   if (slash < 0) fail(path, `${show(v)} is not of the form "${form}"`);
   const ip = canonicalIp(v.slice(slash + 1));
   if (ip !== undefined) return { kind: 'address', network: v.slice(0, slash), address: ip };
-  const [namespace, hostname] = splitKey(v, path, form);
+  const [namespace, hostname] = readPair(v, path, form);
   return { kind: 'hostname', namespace, hostname };
 }
 
 function readGateway(v: unknown, path: string): GatewayAddress {
-  const o = readObject(v, path, ['destination', 'hboneMtlsPort']);
+  const o = readMap(v, path, ['destination', 'hboneMtlsPort']);
   if (absent(o.destination)) fail(field(path, 'destination'), 'is required');
   return {
     destination: readGatewayDestination(o.destination, field(path, 'destination')),
@@ -217,13 +140,6 @@ function readGateway(v: unknown, path: string): GatewayAddress {
 
 function optGateway(o: Obj, key: string, path: string): GatewayAddress | undefined {
   return absent(o[key]) ? undefined : readGateway(o[key], field(path, key));
-}
-
-function readStringList(o: Obj, key: string, path: string): string[] {
-  return optList(o, key, path).map((x, i) => {
-    if (typeof x !== 'string') fail(item(field(path, key), i), `expected a string, found ${show(x)}`);
-    return x;
-  });
 }
 
 // --- workloads -----------------------------------------------------------------------------------------------
@@ -258,24 +174,24 @@ const WORKLOAD_FIELDS = [
 const WORKLOAD_TYPES: readonly WorkloadType[] = ['deployment', 'cronjob', 'pod', 'job'];
 
 function readLocality(v: unknown, path: string): Locality {
-  const o = readObject(v, path, ['region', 'zone', 'subzone']);
-  return { region: optString(o, 'region', path), zone: optString(o, 'zone', path), subzone: optString(o, 'subzone', path) };
+  const o = readMap(v, path, ['region', 'zone', 'subzone']);
+  return { region: optionalString(o, 'region', path), zone: optionalString(o, 'zone', path), subzone: optionalString(o, 'subzone', path) };
 }
 
 function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Workload {
-  const o = readObject(v, path, WORKLOAD_FIELDS);
-  const namespace = reqString(o, 'namespace', path);
-  const name = optString(o, 'name', path);
-  const serviceAccount = optString(o, 'serviceAccount', path, DEFAULT_SERVICE_ACCOUNT) || DEFAULT_SERVICE_ACCOUNT;
-  const trustDomain = optString(o, 'trustDomain', path, defaultTrustDomain) || defaultTrustDomain;
-  const clusterId = optString(o, 'clusterId', path, DEFAULT_CLUSTER_ID) || DEFAULT_CLUSTER_ID;
+  const o = readMap(v, path, WORKLOAD_FIELDS);
+  const namespace = requiredString(o, 'namespace', path);
+  const name = optionalString(o, 'name', path);
+  const serviceAccount = optionalString(o, 'serviceAccount', path, DEFAULT_SERVICE_ACCOUNT) || DEFAULT_SERVICE_ACCOUNT;
+  const trustDomain = optionalString(o, 'trustDomain', path, defaultTrustDomain) || defaultTrustDomain;
+  const clusterId = optionalString(o, 'clusterId', path, DEFAULT_CLUSTER_ID) || DEFAULT_CLUSTER_ID;
   // The identity is what certificates are issued for and policies match on; refuse one that cannot exist.
   try {
     makeIdentity(namespace, serviceAccount, trustDomain);
   } catch (err) {
     fail(path, `namespace, serviceAccount and trustDomain do not form a SPIFFE identity: ${(err as Error).message}`);
   }
-  let uid = optString(o, 'uid', path);
+  let uid = optionalString(o, 'uid', path);
   if (uid === '') {
     // Istio's uid shape for pods; without either there is no key to store the workload under.
     if (name === '') fail(path, 'needs a uid or a name');
@@ -287,9 +203,9 @@ function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Wor
   let applicationTunnel: Workload['applicationTunnel'];
   if (!absent(o.applicationTunnel)) {
     const p = field(path, 'applicationTunnel');
-    const t = readObject(o.applicationTunnel, p, ['protocol', 'port']);
+    const t = readMap(o.applicationTunnel, p, ['protocol', 'port']);
     applicationTunnel = {
-      protocol: optEnum(t, 'protocol', p, ['NONE', 'PROXY'] as const, 'NONE'),
+      protocol: optionalEnum(t, 'protocol', p, ['NONE', 'PROXY'] as const, 'NONE'),
       port: absent(t.port) ? undefined : readPort(t.port, field(p, 'port')),
     };
   }
@@ -299,41 +215,41 @@ function readWorkload(v: unknown, path: string, defaultTrustDomain: string): Wor
   if (!absent(o.services)) {
     if (!isMap(o.services)) fail(svcPath, `expected a map of "<namespace>/<hostname>" to port maps, found ${show(o.services)}`);
     for (const [k, ports] of Object.entries(o.services)) {
-      splitKey(k, entry(svcPath, k), '<namespace>/<hostname>');
+      readPair(k, entry(svcPath, k), '<namespace>/<hostname>');
       services[k] = absent(ports) ? {} : readPortMap(ports, entry(svcPath, k), 1);
     }
   }
 
-  const authorizationPolicies = readStringList(o, 'authorizationPolicies', path);
-  for (const [i, k] of authorizationPolicies.entries()) splitKey(k, item(field(path, 'authorizationPolicies'), i), '<namespace>/<name>');
+  const authorizationPolicies = stringList(o, 'authorizationPolicies', path);
+  for (const [i, k] of authorizationPolicies.entries()) readPair(k, item(field(path, 'authorizationPolicies'), i), '<namespace>/<name>');
 
   return {
     uid,
     name,
     namespace,
     workloadIps: [...new Set(ips)],
-    hostname: optString(o, 'hostname', path),
-    network: optString(o, 'network', path),
-    protocol: optEnum(o, 'protocol', path, ['TCP', 'HBONE'] as const, 'TCP'),
+    hostname: optionalString(o, 'hostname', path),
+    network: optionalString(o, 'network', path),
+    protocol: optionalEnum(o, 'protocol', path, ['TCP', 'HBONE'] as const, 'TCP'),
     trustDomain,
     serviceAccount,
     waypoint: optGateway(o, 'waypoint', path),
     networkGateway: optGateway(o, 'networkGateway', path),
-    node: optString(o, 'node', path),
-    canonicalName: optString(o, 'canonicalName', path),
-    canonicalRevision: optString(o, 'canonicalRevision', path),
+    node: optionalString(o, 'node', path),
+    canonicalName: optionalString(o, 'canonicalName', path),
+    canonicalRevision: optionalString(o, 'canonicalRevision', path),
     // workload.proto's enum default is DEPLOYMENT, so an unset type reads the same from WDS and from here.
-    workloadType: optEnum(o, 'workloadType', path, WORKLOAD_TYPES, 'deployment'),
-    workloadName: optString(o, 'workloadName', path),
-    nativeTunnel: optBool(o, 'nativeTunnel', path),
+    workloadType: optionalEnum(o, 'workloadType', path, WORKLOAD_TYPES, 'deployment'),
+    workloadName: optionalString(o, 'workloadName', path),
+    nativeTunnel: optionalBool(o, 'nativeTunnel', path),
     applicationTunnel,
     services,
     authorizationPolicies,
-    status: optEnum(o, 'status', path, ['Healthy', 'Unhealthy'] as const, 'Healthy'),
+    status: optionalEnum(o, 'status', path, ['Healthy', 'Unhealthy'] as const, 'Healthy'),
     clusterId,
     locality: absent(o.locality) ? undefined : readLocality(o.locality, field(path, 'locality')),
-    networkMode: optEnum(o, 'networkMode', path, ['Standard', 'HostNetwork'] as const, 'Standard'),
-    capacity: absent(o.capacity) ? 1 : readUint(o.capacity, field(path, 'capacity'), 0, 0xffffffff, 'a capacity'),
+    networkMode: optionalEnum(o, 'networkMode', path, ['Standard', 'HostNetwork'] as const, 'Standard'),
+    capacity: absent(o.capacity) ? 1 : readInteger(o.capacity, field(path, 'capacity'), 0, 0xffffffff, 'a capacity'),
   };
 }
 
@@ -358,42 +274,42 @@ const SERVICE_FIELDS = [
 const LB_SCOPES: readonly LoadBalancerScope[] = ['Region', 'Zone', 'Subzone', 'Node', 'Cluster', 'Network'];
 
 function readLoadBalancer(v: unknown, path: string): LoadBalancer {
-  const o = readObject(v, path, ['routingPreferences', 'mode', 'healthPolicy']);
+  const o = readMap(v, path, ['routingPreferences', 'mode', 'healthPolicy']);
   return {
-    routingPreferences: optList(o, 'routingPreferences', path).map((x, i) =>
+    routingPreferences: optionalList(o, 'routingPreferences', path).map((x, i) =>
       readEnum(x, item(field(path, 'routingPreferences'), i), LB_SCOPES),
     ),
-    mode: optEnum(o, 'mode', path, ['Standard', 'Strict', 'Failover', 'Passthrough'] as const, 'Standard'),
-    healthPolicy: optEnum(o, 'healthPolicy', path, ['OnlyHealthy', 'AllowAll'] as const, 'OnlyHealthy'),
+    mode: optionalEnum(o, 'mode', path, ['Standard', 'Strict', 'Failover', 'Passthrough'] as const, 'Standard'),
+    healthPolicy: optionalEnum(o, 'healthPolicy', path, ['OnlyHealthy', 'AllowAll'] as const, 'OnlyHealthy'),
   };
 }
 
 function readNetworkCidr(v: unknown, path: string): NetworkCidr {
-  const o = readObject(v, path, ['network', 'cidr']);
+  const o = readMap(v, path, ['network', 'cidr']);
   if (absent(o.cidr)) fail(field(path, 'cidr'), 'is required');
-  return { network: optString(o, 'network', path), cidr: readCidr(o.cidr, field(path, 'cidr')) };
+  return { network: optionalString(o, 'network', path), cidr: readCidr(o.cidr, field(path, 'cidr')) };
 }
 
 function readWeightedWaypoint(v: unknown, path: string): WeightedWaypoint {
-  const o = readObject(v, path, ['destination', 'weight']);
+  const o = readMap(v, path, ['destination', 'weight']);
   if (absent(o.destination)) fail(field(path, 'destination'), 'is required');
   return {
     destination: readGateway(o.destination, field(path, 'destination')),
-    weight: absent(o.weight) ? 0 : readUint(o.weight, field(path, 'weight'), 0, 0xffffffff, 'a weight'),
+    weight: absent(o.weight) ? 0 : readInteger(o.weight, field(path, 'weight'), 0, 0xffffffff, 'a weight'),
   };
 }
 
 function readService(v: unknown, path: string): Service {
-  const o = readObject(v, path, SERVICE_FIELDS);
-  const namespace = reqString(o, 'namespace', path);
-  const hostname = reqString(o, 'hostname', path);
+  const o = readMap(v, path, SERVICE_FIELDS);
+  const namespace = requiredString(o, 'namespace', path);
+  const hostname = requiredString(o, 'hostname', path);
   if (namespace.includes('/')) fail(field(path, 'namespace'), `${show(namespace)} must not contain "/"`);
   if (hostname === '' || /[\s/]/.test(hostname)) fail(field(path, 'hostname'), `${show(hostname)} is not a hostname`);
   // Endpoints come from each workload's `services`; a second, service-side list could contradict it.
   if (!absent(o.endpoints) && !(isMap(o.endpoints) && Object.keys(o.endpoints).length === 0)) {
     fail(field(path, 'endpoints'), "is not supported; list the service under each backing workload's `services` instead");
   }
-  const subjectAltNames = readStringList(o, 'subjectAltNames', path);
+  const subjectAltNames = stringList(o, 'subjectAltNames', path);
   subjectAltNames.forEach((san, i) => {
     try {
       parseSpiffeId(san);
@@ -405,20 +321,22 @@ function readService(v: unknown, path: string): Service {
     ? 'Automatic'
     : readEnum(o.ipFamilies, field(path, 'ipFamilies'), ['Dual', 'IPv4', 'IPv6'] as const);
   const service: Service = {
-    name: reqString(o, 'name', path),
+    name: requiredString(o, 'name', path),
     namespace,
     hostname,
-    vips: optList(o, 'vips', path).map((x, i) => readNetworkAddress(x, item(field(path, 'vips'), i))),
+    vips: optionalList(o, 'vips', path).map((x, i) => readNetworkAddress(x, item(field(path, 'vips'), i))),
     ports: absent(o.ports) ? {} : readPortMap(o.ports, field(path, 'ports'), 0),
     subjectAltNames,
     waypoint: optGateway(o, 'waypoint', path),
     loadBalancer: absent(o.loadBalancer) ? undefined : readLoadBalancer(o.loadBalancer, field(path, 'loadBalancer')),
     ipFamilies,
-    canonical: optBool(o, 'canonical', path),
-    visibility: optEnum(o, 'visibility', path, ['Public', 'Namespace'] as const, 'Public'),
+    canonical: optionalBool(o, 'canonical', path),
+    visibility: optionalEnum(o, 'visibility', path, ['Public', 'Namespace'] as const, 'Public'),
   };
-  const cidrVips = optList(o, 'cidrVips', path).map((x, i) => readNetworkCidr(x, item(field(path, 'cidrVips'), i)));
-  const weighted = optList(o, 'weightedWaypoints', path).map((x, i) => readWeightedWaypoint(x, item(field(path, 'weightedWaypoints'), i)));
+  const cidrVips = optionalList(o, 'cidrVips', path).map((x, i) => readNetworkCidr(x, item(field(path, 'cidrVips'), i)));
+  const weighted = optionalList(o, 'weightedWaypoints', path).map((x, i) =>
+    readWeightedWaypoint(x, item(field(path, 'weightedWaypoints'), i)),
+  );
   // The optional fields are left out when empty so records compare equal to those built without them.
   return {
     ...service,
@@ -465,14 +383,14 @@ function readStringMatch(v: unknown, path: string): StringMatch {
 }
 
 function readServiceAccountMatch(v: unknown, path: string): ServiceAccountMatch {
-  const o = readObject(v, path, ['namespace', 'serviceAccount']);
-  return { namespace: reqString(o, 'namespace', path), serviceAccount: reqString(o, 'serviceAccount', path) };
+  const o = readMap(v, path, ['namespace', 'serviceAccount']);
+  return { namespace: requiredString(o, 'namespace', path), serviceAccount: requiredString(o, 'serviceAccount', path) };
 }
 
 function readMatch(v: unknown, path: string): RbacMatch {
-  const o = readObject(v, path, MATCH_FIELDS);
+  const o = readMap(v, path, MATCH_FIELDS);
   const list = <T>(key: string, read: (x: unknown, p: string) => T): T[] =>
-    optList(o, key, path).map((x, i) => read(x, item(field(path, key), i)));
+    optionalList(o, key, path).map((x, i) => read(x, item(field(path, key), i)));
   return {
     namespaces: list('namespaces', readStringMatch),
     notNamespaces: list('notNamespaces', readStringMatch),
@@ -490,16 +408,16 @@ function readMatch(v: unknown, path: string): RbacMatch {
 }
 
 function readPolicy(v: unknown, path: string): Authorization {
-  const o = readObject(v, path, ['name', 'namespace', 'scope', 'action', 'rules', 'dryRun']);
+  const o = readMap(v, path, ['name', 'namespace', 'scope', 'action', 'rules', 'dryRun']);
   if (absent(o.scope)) fail(field(path, 'scope'), 'is required (Global, Namespace or WorkloadSelector)');
   if (absent(o.action)) fail(field(path, 'action'), 'is required (Allow or Deny)');
   const rulesPath = field(path, 'rules');
   return {
-    name: reqString(o, 'name', path),
-    namespace: optString(o, 'namespace', path),
+    name: requiredString(o, 'name', path),
+    namespace: optionalString(o, 'namespace', path),
     scope: readEnum(o.scope, field(path, 'scope'), ['Global', 'Namespace', 'WorkloadSelector'] as const),
     action: readEnum(o.action, field(path, 'action'), ['Allow', 'Deny'] as const),
-    dryRun: optBool(o, 'dryRun', path),
+    dryRun: optionalBool(o, 'dryRun', path),
     // rules (OR) -> clauses (AND) -> matches (OR): three nested lists, as ztunnel's Vec<Vec<Vec<RbacMatch>>>.
     rules: absent(o.rules)
       ? []
@@ -508,14 +426,6 @@ function readPolicy(v: unknown, path: string): Authorization {
 }
 
 // --- document ------------------------------------------------------------------------------------------------
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
-}
 
 /** Rejects a second record with the same key; ztunnel would silently keep the last, hiding a typo. */
 function checkUnique<T>(records: readonly T[], key: (r: T) => string, path: string, what: string): void {
@@ -530,6 +440,15 @@ function checkUnique<T>(records: readonly T[], key: (r: T) => string, path: stri
 
 /** Parses local-config YAML text into domain records, or throws a LocalConfigError naming the YAML path. */
 export function parseLocalConfig(text: string, options: ParseLocalConfigOptions = {}): LocalConfig {
+  try {
+    return readDocument(text, options);
+  } catch (err) {
+    if (!(err instanceof DecodeError)) throw err;
+    throw new LocalConfigError(LocalConfigErrorCode.INVALID, err.path, err.problem, { cause: err });
+  }
+}
+
+function readDocument(text: string, options: ParseLocalConfigOptions): LocalConfig {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, version: '1.2' });
   const syntax = doc.errors[0];
   // prettyErrors appends a source excerpt on later lines; the first line already says where.
@@ -542,8 +461,8 @@ export function parseLocalConfig(text: string, options: ParseLocalConfigOptions 
     throw new LocalConfigError(LocalConfigErrorCode.INVALID, '', `not valid YAML: ${(err as Error).message}`, { cause: err });
   }
   if (absent(root)) root = {};
-  const o = readObject(root, '', ['workloads', 'services', 'policies', 'trustDomain']);
-  const trustDomain = optString(o, 'trustDomain', '', options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+  const o = readMap(root, '', ['workloads', 'services', 'policies', 'trustDomain']);
+  const trustDomain = optionalString(o, 'trustDomain', '', options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
   if (!absent(o.trustDomain)) {
     try {
       makeIdentity('ns', 'sa', trustDomain);
@@ -551,9 +470,9 @@ export function parseLocalConfig(text: string, options: ParseLocalConfigOptions 
       fail('trustDomain', `${show(trustDomain)} is not a trust domain (lowercase letters, digits, ".", "-", "_")`);
     }
   }
-  const workloads = optList(o, 'workloads', '').map((w, i) => readWorkload(w, item('workloads', i), trustDomain));
-  const services = optList(o, 'services', '').map((s, i) => readService(s, item('services', i)));
-  const policies = optList(o, 'policies', '').map((p, i) => readPolicy(p, item('policies', i)));
+  const workloads = optionalList(o, 'workloads', '').map((w, i) => readWorkload(w, item('workloads', i), trustDomain));
+  const services = optionalList(o, 'services', '').map((s, i) => readService(s, item('services', i)));
+  const policies = optionalList(o, 'policies', '').map((p, i) => readPolicy(p, item('policies', i)));
   checkUnique(workloads, (w) => w.uid, 'workloads', 'uid');
   checkUnique(services, serviceKey, 'services', 'service');
   checkUnique(policies, policyKey, 'policies', 'policy');

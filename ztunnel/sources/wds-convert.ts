@@ -18,6 +18,8 @@
  * Every rejection is a WdsConvertError whose message names the resource and the field; the xDS client joins
  * them into the NACK's error_detail and keeps the last good state (ztunnel's per-resource rejection).
  */
+// `at`/`idx`: the proto field paths; `field` is the name each reader below gives its path parameter.
+import { field as at, deepFreeze, entry, isPort, item as idx, show, splitPair } from '../../lib/decode/index.js';
 import { MeshError } from '../../lib/errors.js';
 import { DEFAULT_TRUST_DOMAIN, makeIdentity, parseSpiffeId } from '../../lib/identity/spiffe.js';
 import { istio } from '../../lib/proto/index.js';
@@ -126,7 +128,7 @@ class Reader {
 
   port(v: number | null | undefined, field: string, min: 0 | 1 = 1): number {
     const p = v ?? 0;
-    if (!Number.isInteger(p) || p < min || p > 65535) this.fail(field, 'BAD_PORT', `${p} is not a port (${min}..65535)`);
+    if (!isPort(p, min)) this.fail(field, 'BAD_PORT', `${p} is not a port (${min}..65535)`);
     return p;
   }
 
@@ -138,8 +140,7 @@ class Reader {
 
   /** "<a>/<b>" with both parts non-empty, as the local config's keys. */
   key(s: string, field: string, form: string): void {
-    const slash = s.indexOf('/');
-    if (slash <= 0 || slash === s.length - 1) this.fail(field, 'BAD_KEY', `${JSON.stringify(s)} is not of the form "${form}"`);
+    if (splitPair(s) === undefined) this.fail(field, 'BAD_KEY', `${show(s)} is not of the form "${form}"`);
   }
 
   gateway(g: istio.workload.GatewayAddress.$Properties, field: string): GatewayAddress {
@@ -168,8 +169,6 @@ class Reader {
   }
 }
 
-const at = (path: string, key: string): string => (path === '' ? key : `${path}.${key}`);
-const idx = (path: string, i: number): string => `${path}[${i}]`;
 const present = <T>(v: T | null | undefined): v is T => v !== undefined && v !== null;
 
 // --- workloads -----------------------------------------------------------------------------------------------
@@ -225,7 +224,7 @@ function workloadToModel(r: Reader, w: istio.workload.Workload.$Properties): Wor
   const ips = (w.addresses ?? []).map((a, i) => r.ip(a, idx(at(f, 'addresses'), i)));
   const services: Record<string, PortMap> = {};
   for (const [k, pl] of Object.entries(w.services ?? {})) {
-    const sf = `${at(f, 'services')}[${JSON.stringify(k)}]`;
+    const sf = entry(at(f, 'services'), k);
     r.key(k, sf, '<namespace>/<hostname>');
     services[k] = portList(r, pl, sf, 1);
   }
@@ -472,12 +471,4 @@ export function decodeAuthorization(name: string, body: Uint8Array): Authorizati
     throw new WdsConvertError(name, '', 'UNDECODABLE', `not an istio.security.Authorization: ${(err as Error).message}`, { cause: err });
   }
   return authorizationToModel(name, msg);
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    Object.freeze(v);
-    for (const x of Object.values(v)) deepFreeze(x);
-  }
-  return v;
 }
