@@ -34,9 +34,10 @@ import { percentile } from './lib/load.js';
 import { cpuSeconds, rssBytes } from './lib/proc.js';
 import { printTable, writeResults, type Row } from './lib/report.js';
 import { freePort } from './lib/tools.js';
+import { loadBenchConfig } from './lib/config.js';
+import { childEnv } from '../testbed/env.js';
 
-const CHANGES = Number(process.env.BENCH_CHANGES ?? 40);
-const SCALES = (process.env.BENCH_SCALES ?? '1000,10000').split(',').map(Number);
+const { changes: CHANGES, scales: SCALES } = loadBenchConfig();
 const SERVICES = 1000;
 const NAMESPACES = 10;
 const NODES = 10;
@@ -184,14 +185,13 @@ async function main(): Promise<void> {
     const grpcPort = await freePort();
     const httpPort = await freePort();
     controller = spawn(process.execPath, [PROGRAMS.controller, '--kubeconfig', api.kubeconfigPath], {
-      env: {
-        ...process.env,
+      env: childEnv({
         LOG_LEVEL: 'warn',
         SECURE_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
         HTTP_ADDR: `127.0.0.1:${httpPort}`,
         MONITORING_ADDR: `127.0.0.1:${await freePort()}`,
         POD_NAMESPACE: 'istio-system',
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     controller.stdout?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
@@ -287,8 +287,7 @@ async function main(): Promise<void> {
       const [zAdmin, zReady, zStats] = [await freePort(), await freePort(), await freePort()];
       const zt0 = performance.now();
       const z = spawn(process.execPath, [PROGRAMS.ztunnel], {
-        env: {
-          ...process.env,
+        env: childEnv({
           LOG_LEVEL: 'warn',
           XDS_ADDRESS: address,
           XDS_ROOT_CA: rootPath,
@@ -301,7 +300,7 @@ async function main(): Promise<void> {
           ZTUNNEL_ADMIN_ADDRESS: `127.0.0.1:${zAdmin}`,
           ZTUNNEL_READINESS_ADDRESS: `127.0.0.1:${zReady}`,
           ZTUNNEL_STATS_ADDRESS: `127.0.0.1:${zStats}`,
-        },
+        }),
         stdio: 'ignore',
       });
       let ztunnelReadyMs = NaN;

@@ -17,14 +17,16 @@ import { runFixedRate, type LatencySummary } from './lib/load.js';
 import { PeakRss, cpuSeconds } from './lib/proc.js';
 import { printTable, writeResults, type Row } from './lib/report.js';
 import { freePort, iperfClient, requireProgram, startIperfServer, startNginx, wrk } from './lib/tools.js';
+import { loadBenchConfig } from './lib/config.js';
+import { childEnv } from '../testbed/env.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = loadBenchConfig().seconds;
 const here = dirname(fileURLToPath(import.meta.url));
 
 async function startPairEnd(setup: object): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(join(here, 'hbone-pair.js'), [], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, LOG_LEVEL: 'warn' },
+    env: childEnv({ LOG_LEVEL: 'warn' }),
   });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve(m.port));

@@ -16,8 +16,9 @@ import { MeshCluster } from '../localmesh/mesh-cluster.js';
 import type { LatencySummary } from './lib/load.js';
 import { PeakRss, cpuSeconds } from './lib/proc.js';
 import { printTable, writeResults, type Row } from './lib/report.js';
+import { loadBenchConfig } from './lib/config.js';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = loadBenchConfig().seconds;
 const here = dirname(fileURLToPath(import.meta.url));
 const mib = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
 

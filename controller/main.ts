@@ -4,14 +4,15 @@
  * controller/config/settings.ts. SIGTERM/SIGINT: release leadership and stop.
  */
 import { describeError } from '../lib/errors.js';
-import { componentLogger } from '../lib/telemetry/logger.js';
+import { componentLogger, setLogLevel } from '../lib/telemetry/logger.js';
 import { Controller } from './app.js';
 import { loadControllerSettings } from './config/settings.js';
 
-const log = componentLogger('controller');
-
 async function main(): Promise<void> {
-  const controller = await Controller.start(loadControllerSettings());
+  const settings = loadControllerSettings();
+  setLogLevel(settings.logLevel);
+  const log = componentLogger('controller');
+  const controller = await Controller.start(settings);
   const stop = (signal: string): void => {
     log.info({ signal }, 'shutting down');
     void controller.stop().then(() => process.exit(0));
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log.fatal({ err: describeError(err) }, 'controller failed to start');
+  componentLogger('controller').fatal({ err: describeError(err) }, 'controller failed to start');
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();
 });

@@ -25,6 +25,7 @@ import {
   type ApiServer,
 } from '../testbed/kubeapi/index.js';
 import { NodeRuntime, PROGRAMS, poll } from './node-runtime.js';
+import { childEnv } from '../testbed/env.js';
 
 export const SYSTEM_NAMESPACE = 'istio-system';
 const CONTROLLER_SAN = 'istiod.istio-system.svc';
@@ -166,8 +167,7 @@ export class KubeMesh {
     const monitoringPort = 15014 + shift;
     let out = '';
     const child = spawn(process.execPath, [PROGRAMS.controller, '--kubeconfig', this.api.kubeconfigPath], {
-      env: {
-        ...process.env,
+      env: childEnv({
         POD_NAMESPACE: SYSTEM_NAMESPACE,
         POD_NAME: `controller-${index}`,
         SECURE_GRPC_ADDR: `0.0.0.0:${grpcPort}`,
@@ -175,7 +175,7 @@ export class KubeMesh {
         MONITORING_ADDR: `0.0.0.0:${monitoringPort}`,
         LOG_LEVEL: this.#opts.logLevel ?? 'warn',
         ...(this.#opts.controllerEnv ?? {}),
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout?.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-200_000)));

@@ -8,8 +8,9 @@
 import { existsSync } from 'node:fs';
 import { startNginx, type Pod } from '../testbed/fakenode/index.js';
 import { MeshCluster } from './mesh-cluster.js';
+import { loadLocalMeshConfig } from './config.js';
 
-const NAME = process.env.LOCAL_MESH_NAME ?? 'localmesh';
+const NAME = loadLocalMeshConfig().name;
 const NAMESPACE = 'demo';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);

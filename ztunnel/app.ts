@@ -71,10 +71,11 @@ export class Ztunnel {
   #zds: ZdsClient | undefined;
   readonly #servers: Server[] = [];
   #stopping: Promise<void> | undefined;
-  #logLevel = process.env.LOG_LEVEL ?? 'info';
+  #logLevel: string;
 
   private constructor(settings: ZtunnelSettings, provider: CertificateProvider) {
     this.settings = settings;
+    this.#logLevel = settings.logLevel;
     this.#log = componentLogger('ztunnel');
     this.#certs = new CertificateManager({ provider, logger: componentLogger('cert-manager') });
     this.#dataPlane = new DataPlane(settings, this.#certs, this.#log);

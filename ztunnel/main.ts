@@ -4,14 +4,14 @@
  * SIGTERM or SIGINT drains and exits.
  */
 import { describeError } from '../lib/errors.js';
-import { componentLogger } from '../lib/telemetry/logger.js';
+import { componentLogger, setLogLevel } from '../lib/telemetry/logger.js';
 import { Ztunnel } from './app.js';
 import { loadSettings } from './config/settings.js';
 
-const log = componentLogger('ztunnel');
-
 async function main(): Promise<void> {
   const settings = loadSettings();
+  setLogLevel(settings.logLevel);
+  const log = componentLogger('ztunnel');
   const ztunnel = await Ztunnel.start(settings);
   const stop = (signal: string): void => {
     log.info({ signal }, 'shutting down');
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log.fatal({ err: describeError(err) }, 'ztunnel failed to start');
+  componentLogger('ztunnel').fatal({ err: describeError(err) }, 'ztunnel failed to start');
   process.exitCode = 1;
   setTimeout(() => process.exit(1), 100).unref();
 });

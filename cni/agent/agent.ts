@@ -120,7 +120,11 @@ export class NodeAgent implements CniEventHandler {
     this.pods = new PodCache(opts.config.stateFile, this.#log);
     this.enrollment = opts.enrollment ?? new StaticEnrollment(opts.config);
     this.#annotator = opts.annotator;
-    this.#rules = { dnsCapture: opts.config.dnsCapture, probeSnatAddress: opts.config.probeSnatAddress };
+    this.#rules = {
+      dnsCapture: opts.config.dnsCapture,
+      probeSnatAddress: opts.config.probeSnatAddress,
+      commandPath: opts.config.commandPath,
+    };
     this.#retryInitial = opts.retryInitialMs ?? 1000;
     this.#retryMax = opts.retryMaxMs ?? 30_000;
     this.#retryDelay = this.#retryInitial;

@@ -25,10 +25,17 @@
  *                            (Istio's default is true): this project's ztunnel has no DNS proxy on 15053 yet, so
  *                            capturing port 53 would break every pod's name resolution.
  *   HOST_PROBE_SNAT_ADDRESS  default 169.254.7.127 (kubelet probes are let through from it)
- *   LOG_LEVEL                trace|debug|info|warn|error|silent, default info (lib/telemetry/logger.ts)
+ *   PATH                     where nsenter, iptables-restore, iptables-save and ip are found (the commands run
+ *                            with this PATH and nothing else of the agent's environment)
+ *   LOG_LEVEL                trace|debug|info|warn|error|fatal|silent, default info
+ *
+ * The syntax of booleans and lists is lib/config/env.ts's, the same in every program. Every problem is
+ * CNI_AGENT_BAD_CONFIG (with CONFIG_BAD_ENV as the cause when a value does not parse).
  */
 import { isIPv4 } from 'node:net';
 import { dirname, join } from 'node:path';
+import { type Env, EnvError, EnvReader } from '../../lib/config/env.js';
+import { LOG_LEVELS, type LogLevel } from '../../lib/telemetry/logger.js';
 import { ZDS_DEFAULT_SOCKET_PATH } from '../../lib/zds/index.js';
 import { DEFAULT_CNI_EVENT_ADDRESS } from '../event.js';
 import { CniAgentError, CniAgentErrorCode } from './errors.js';
@@ -55,7 +62,14 @@ export interface AgentConfig {
   nodeName: string;
   /** POD_NAMESPACE or istio-system. */
   systemNamespace: string;
+  /** PATH, where the programs run in pods (nsenter, iptables-restore, ip) are looked up. */
+  commandPath: string;
+  /** LOG_LEVEL. */
+  logLevel: LogLevel;
 }
+
+/** PATH when the agent has none (a bare container): where Debian puts iptables, ip and nsenter. */
+export const DEFAULT_COMMAND_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Istio's default system namespace, where ztunnel runs; the agent's own namespace (POD_NAMESPACE) overrides it. */
 export const DEFAULT_SYSTEM_NAMESPACE = 'istio-system';
@@ -63,48 +77,35 @@ export const DEFAULT_SYSTEM_NAMESPACE = 'istio-system';
 /** Namespaces never enrolled (Istio's default excludeNamespaces). */
 export const ALWAYS_EXCLUDED_NAMESPACES: ReadonlySet<string> = new Set(['kube-system']);
 
-function list(value: string | undefined): Set<string> {
-  return new Set(
-    (value ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== ''),
-  );
+export function loadAgentConfig(vars: Env = process.env): AgentConfig {
+  try {
+    return readAgentConfig(new EnvReader(vars));
+  } catch (err) {
+    // One code for every configuration problem of the agent; the unparsable variable's CONFIG_BAD_ENV is the cause.
+    if (err instanceof EnvError) throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, err.message, { cause: err });
+    throw err;
+  }
 }
 
-function bool(name: string, value: string | undefined, dflt: boolean): boolean {
-  if (value === undefined || value.trim() === '') return dflt;
-  const v = value.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
-  if (['0', 'false', 'no', 'off'].includes(v)) return false;
-  throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, `${name} must be true or false, got "${value}"`);
-}
-
-export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const cniEventAddress = env.CNI_EVENT_ADDRESS?.trim() || DEFAULT_CNI_EVENT_ADDRESS;
-  const probe = env.HOST_PROBE_SNAT_ADDRESS?.trim() || Inpod.defaultProbeSnatAddress;
+function readAgentConfig(env: EnvReader): AgentConfig {
+  const cniEventAddress = env.string('CNI_EVENT_ADDRESS', DEFAULT_CNI_EVENT_ADDRESS);
+  const probe = env.string('HOST_PROBE_SNAT_ADDRESS', Inpod.defaultProbeSnatAddress);
   if (!isIPv4(probe)) {
     throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, `HOST_PROBE_SNAT_ADDRESS must be an IPv4 address, got "${probe}"`);
   }
-  const excludedPods = list(env.AMBIENT_EXCLUDED_PODS);
+  const excludedPods = new Set(env.list('AMBIENT_EXCLUDED_PODS', []));
   for (const p of excludedPods) {
     if (!/^[^/]+\/[^/]+$/.test(p)) {
       throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, `AMBIENT_EXCLUDED_PODS entries are namespace/name, got "${p}"`);
     }
   }
-  const kubeconfigPath = env.KUBECONFIG?.trim() || undefined;
-  const inCluster = (env.KUBERNETES_SERVICE_HOST?.trim() ?? '') !== '';
-  const nodeName = env.NODE_NAME?.trim() ?? '';
-  const mode = env.ENROLLMENT?.trim().toLowerCase() ?? '';
-  let source: AgentConfig['enrollment'];
-  if (mode === 'static' || mode === 'kubernetes') {
-    source = mode;
-  } else if (mode === '') {
-    const listsGiven = env.AMBIENT_NAMESPACES !== undefined || env.AMBIENT_EXCLUDED_PODS !== undefined;
-    source = !listsGiven && (kubeconfigPath !== undefined || inCluster) ? 'kubernetes' : 'static';
-  } else {
-    throw new CniAgentError(CniAgentErrorCode.BAD_CONFIG, `ENROLLMENT must be kubernetes or static, got "${env.ENROLLMENT ?? ''}"`);
-  }
+  const kubeconfigPath = env.optional('KUBECONFIG');
+  const inCluster = env.optional('KUBERNETES_SERVICE_HOST') !== undefined;
+  const nodeName = env.string('NODE_NAME', '');
+  // Static when lists were chosen (even empty ones) or no kubeconfig is available: see the module comment.
+  const listsGiven = env.defined('AMBIENT_NAMESPACES') || env.defined('AMBIENT_EXCLUDED_PODS');
+  const inferred = !listsGiven && (kubeconfigPath !== undefined || inCluster) ? 'kubernetes' : 'static';
+  const source = env.oneOf('ENROLLMENT', ['kubernetes', 'static'] as const, inferred);
   if (source === 'kubernetes') {
     if (kubeconfigPath === undefined && !inCluster) {
       throw new CniAgentError(
@@ -121,17 +122,19 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
   }
   return {
     cniEventAddress,
-    ztunnelUdsAddress: env.ZTUNNEL_UDS_ADDRESS?.trim() || ZDS_DEFAULT_SOCKET_PATH,
+    ztunnelUdsAddress: env.string('ZTUNNEL_UDS_ADDRESS', ZDS_DEFAULT_SOCKET_PATH),
     stateFile: join(dirname(cniEventAddress), 'pods.json'),
-    ambientNamespaces: list(env.AMBIENT_NAMESPACES),
+    ambientNamespaces: new Set(env.list('AMBIENT_NAMESPACES', [])),
     excludedPods,
-    dnsCapture: bool('DNS_CAPTURE', env.DNS_CAPTURE, false),
+    dnsCapture: env.bool('DNS_CAPTURE', false),
     probeSnatAddress: probe,
     enrollment: source,
     kubeconfigPath,
     inCluster,
     nodeName,
-    systemNamespace: env.POD_NAMESPACE?.trim() || DEFAULT_SYSTEM_NAMESPACE,
+    systemNamespace: env.string('POD_NAMESPACE', DEFAULT_SYSTEM_NAMESPACE),
+    commandPath: env.string('PATH', DEFAULT_COMMAND_PATH),
+    logLevel: env.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   };
 }
 

@@ -6,15 +6,13 @@
  * in place.
  */
 import { describeError } from '../../lib/errors.js';
-import { componentLogger } from '../../lib/telemetry/logger.js';
+import { componentLogger, type Logger, setLogLevel } from '../../lib/telemetry/logger.js';
 import { NodeAgent, type NodeAgentOptions } from './agent.js';
 import { loadAgentConfig, type AgentConfig } from './config.js';
 import { StaticEnrollment } from './enrollment.js';
 
-const log = componentLogger('cni-agent');
-
 /** The enrollment source ENROLLMENT selects (config.ts); the pod annotator comes with the Kubernetes one only. */
-async function enrollmentFor(config: AgentConfig): Promise<Pick<NodeAgentOptions, 'enrollment' | 'annotator'>> {
+async function enrollmentFor(config: AgentConfig, log: Logger): Promise<Pick<NodeAgentOptions, 'enrollment' | 'annotator'>> {
   if (config.enrollment === 'static') return { enrollment: new StaticEnrollment(config) };
   // Loaded only here: the Kubernetes client is large and the static agent (fake nodes, local mesh) never needs it.
   const { kubernetesEnrollmentFromConfig } = await import('./kube-enrollment.js');
@@ -23,7 +21,9 @@ async function enrollmentFor(config: AgentConfig): Promise<Pick<NodeAgentOptions
 
 async function main(): Promise<void> {
   const config = loadAgentConfig();
-  const agent = await NodeAgent.start({ config, logger: log, ...(await enrollmentFor(config)) });
+  setLogLevel(config.logLevel);
+  const log = componentLogger('cni-agent');
+  const agent = await NodeAgent.start({ config, logger: log, ...(await enrollmentFor(config, log)) });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -42,6 +42,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log.fatal({ err: describeError(err) }, 'mesh-cni-agent failed to start');
+  componentLogger('cni-agent').fatal({ err: describeError(err) }, 'mesh-cni-agent failed to start');
   process.exit(1);
 });

@@ -15,6 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { MeshError } from '../../lib/errors.js';
+import { DEFAULT_COMMAND_PATH } from './config.js';
 import {
   hasInpodChains,
   inpodReconcile,
@@ -33,6 +34,8 @@ export interface NetnsRulesOptions extends InpodRuleOptions {
   ip?: string;
   /** Per-command limit, default 40 s. */
   timeoutMs?: number;
+  /** PATH of the commands (the agent's PATH setting; default DEFAULT_COMMAND_PATH). */
+  commandPath?: string;
 }
 
 export class NetnsRulesError extends MeshError {
@@ -60,7 +63,7 @@ function runInNetns(netnsFd: number, opts: NetnsRulesOptions, cmd: string, args:
     const child = spawn(opts.nsenter ?? 'nsenter', ['--net=/proc/self/fd/3', cmd, ...args], {
       stdio: ['pipe', 'pipe', 'pipe', netnsFd],
       timeout: opts.timeoutMs ?? 40_000, // longer than iptables-restore --wait 30
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+      env: { PATH: opts.commandPath ?? DEFAULT_COMMAND_PATH, LC_ALL: 'C' },
     });
     let stdout = '';
     let stderr = '';

@@ -21,7 +21,7 @@
  * K8S_POD_INFRA_CONTAINER_ID, IgnoreUnknown) in CNI_ARGS. Without namespace and name the container is not a
  * Kubernetes pod and is passed through untouched (as Istio's plugin does).
  *
- * Started once per pod: imports only node:http and the dependency-free event module.
+ * Started once per pod: imports only node:http and the dependency-free event and env modules.
  */
 import http from 'node:http';
 import {
@@ -32,6 +32,7 @@ import {
   type CniEventReply,
   type CniPodEvent,
 } from '../event.js';
+import { type CniEnv, type CniVariable, readCniEnv } from './env.js';
 
 /** Versions whose result format (ips[].address) we read. 0.1/0.2 results have another shape. */
 const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0'] as const;
@@ -50,6 +51,9 @@ const CniErrorCode = {
   /** Ours: the node agent refused the pod (its message is in details). */
   AGENT_REFUSED: 100,
 } as const;
+
+/** ADD and CHECK need these (CNI spec); DEL may come with an empty CNI_NETNS. */
+const REQUIRED_FOR_ADD: readonly CniVariable[] = ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH'];
 
 const ADD_TIMEOUT_MS = 60_000; // rules (iptables lock wait <= 30 s) + one ztunnel ack (5 s)
 const DEL_TIMEOUT_MS = 5_000; // a DEL never waits long: it succeeds anyway
@@ -154,8 +158,10 @@ function resultIps(prevResult: Record<string, unknown> | undefined): string[] {
   return out;
 }
 
-function env(name: string, required: boolean): string {
-  const v = process.env[name] ?? '';
+const cni: CniEnv = readCniEnv();
+
+function env(name: CniVariable, required: boolean): string {
+  const v = cni[name];
   if (required && v === '') throw new CniError(CniErrorCode.INVALID_ENV, `required environment variable ${name} is not set`);
   return v;
 }
@@ -219,9 +225,9 @@ function postEvent(socketPath: string, path: string, event: CniPodEvent, timeout
 function podEvent(command: 'ADD' | 'DEL', conf: NetConf | undefined, args: Map<string, string>): CniPodEvent {
   return {
     command,
-    containerId: process.env.CNI_CONTAINERID ?? '',
-    netns: process.env.CNI_NETNS ?? '',
-    ifName: process.env.CNI_IFNAME ?? '',
+    containerId: cni.CNI_CONTAINERID,
+    netns: cni.CNI_NETNS,
+    ifName: cni.CNI_IFNAME,
     podNamespace: args.get('K8S_POD_NAMESPACE') ?? '',
     podName: args.get('K8S_POD_NAME') ?? '',
     podUid: args.get('K8S_POD_UID') ?? '',
@@ -231,7 +237,7 @@ function podEvent(command: 'ADD' | 'DEL', conf: NetConf | undefined, args: Map<s
 
 async function cmdAdd(stdin: string): Promise<string> {
   const conf = parseConf(stdin);
-  for (const name of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH']) env(name, true);
+  for (const name of REQUIRED_FOR_ADD) env(name, true);
   const args = parseCniArgs(env('CNI_ARGS', false));
   // Pass prevResult through untouched: this plugin adds no interfaces or addresses.
   const result = JSON.stringify(conf.prevResult ?? { cniVersion: conf.cniVersion });
@@ -259,7 +265,7 @@ async function cmdDel(stdin: string): Promise<void> {
   }
   let args = new Map<string, string>();
   try {
-    args = parseCniArgs(process.env.CNI_ARGS ?? '');
+    args = parseCniArgs(cni.CNI_ARGS);
   } catch (err) {
     log('warn', 'DEL with malformed CNI_ARGS', { err: (err as Error).message });
   }
@@ -278,7 +284,7 @@ async function cmdDel(stdin: string): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const command = process.env.CNI_COMMAND ?? '';
+  const command = cni.CNI_COMMAND;
   const stdin = command === '' ? '' : await readStdin();
   try {
     switch (command) {
@@ -302,7 +308,7 @@ async function main(): Promise<number> {
       case 'CHECK': {
         // Like Istio's plugin: nothing of ours lives in the container's network config to check.
         const conf = parseConf(stdin);
-        for (const name of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_PATH']) env(name, true);
+        for (const name of REQUIRED_FOR_ADD) env(name, true);
         if (conf.cniVersion.startsWith('0.3.')) {
           throw new CniError(CniErrorCode.INCOMPATIBLE_VERSION, `CHECK is not supported by CNI version ${conf.cniVersion}`);
         }

@@ -1,19 +1,21 @@
 /**
  * Every controller knob: a flag or an environment variable (istiod's name where it has one), its default and why.
- * Read once at start; nothing else in the controller reads process.env.
+ * Read once at start; nothing else in the controller reads process.env. The syntax of each type (durations as Go
+ * writes them, addresses, lists) is lib/config/env.ts's, the same in every program.
  */
 import { parseArgs } from 'node:util';
-import { MeshError } from '../../lib/errors.js';
+import { type Env, EnvReader, type ListenAddress, parseListenAddress } from '../../lib/config/env.js';
 import { DEFAULT_TRUST_DOMAIN } from '../../lib/identity/spiffe.js';
+import { LOG_LEVELS, type LogLevel } from '../../lib/telemetry/logger.js';
+import { DEFAULT_DEBOUNCE_AFTER_MS, DEFAULT_DEBOUNCE_MAX_MS } from '../xds/config.js';
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type { ListenAddress };
 
 export interface ControllerSettings {
   /** --kubeconfig or KUBECONFIG; unset = in-cluster (KUBERNETES_SERVICE_HOST). */
   readonly kubeconfig: string | undefined;
+  /** KUBERNETES_SERVICE_HOST is set: running in a pod, whose service account is the credential. */
+  readonly inCluster: boolean;
   /** POD_NAMESPACE: where the controller runs and keeps its Lease and CA secret (istio-system). */
   readonly systemNamespace: string;
   /** POD_NAME: this replica's name, its leader-election identity. */
@@ -39,41 +41,15 @@ export interface ControllerSettings {
   readonly cacertsDir: string | undefined;
   /** PILOT_DEBOUNCE_AFTER: quiet time before a push. */
   readonly debounceAfterMs: number;
-  /** PILOT_DEBOUNCE_MAX: longest a push waits under continuous churn. */
+  /** PILOT_DEBOUNCE_MAX: longest a push waits under continuous churn (never less than PILOT_DEBOUNCE_AFTER). */
   readonly debounceMaxMs: number;
   /** Lease used to elect the one replica that writes. */
   readonly leaseName: string;
+  /** LOG_LEVEL: trace|debug|info|warn|error|fatal|silent. */
+  readonly logLevel: LogLevel;
 }
 
-export class ControllerSettingsError extends MeshError {}
-
-function duration(name: string, v: string | undefined, dfltMs: number): number {
-  if (v === undefined || v === '') return dfltMs;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new ControllerSettingsError('CONFIG_BAD_ENV', `${name}="${v}" is not a duration like 100ms, 10s`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Math.round(Number(m[1]) * unit);
-}
-
-function address(name: string, v: string | undefined, dflt: ListenAddress): ListenAddress {
-  if (v === undefined || v === '') return dflt;
-  const m = /^(?:\[?([^\]]*)\]?)?:(\d+)$/.exec(v) ?? /^()(\d+)$/.exec(v);
-  if (!m) throw new ControllerSettingsError('CONFIG_BAD_ENV', `${name}="${v}" must be :port or host:port`);
-  return { host: m[1] || dflt.host, port: Number(m[2]) };
-}
-
-const list = (v: string | undefined, dflt: readonly string[]): readonly string[] =>
-  v === undefined
-    ? dflt
-    : v
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
-
-export function loadControllerSettings(
-  argv: readonly string[] = process.argv.slice(2),
-  env: Readonly<Record<string, string | undefined>> = process.env,
-): ControllerSettings {
+export function loadControllerSettings(argv: readonly string[] = process.argv.slice(2), vars: Env = process.env): ControllerSettings {
   const { values } = parseArgs({
     args: [...argv],
     options: {
@@ -84,29 +60,38 @@ export function loadControllerSettings(
     },
     strict: true,
   });
-  const systemNamespace = env.POD_NAMESPACE || 'istio-system';
-  const clusterDomain = env.CLUSTER_DOMAIN || 'cluster.local';
+  const env = new EnvReader(vars);
+  // A flag wins over its variable (SECURE_GRPC_ADDR, MONITORING_ADDR, HTTP_ADDR: ours, for the local mesh).
+  const address = (flag: 'secure-grpc-addr' | 'monitoring-addr' | 'http-addr', variable: string, dflt: ListenAddress): ListenAddress => {
+    const v = values[flag];
+    return v === undefined ? env.address(variable, dflt) : parseListenAddress(`--${flag}`, v, dflt.host);
+  };
+  const systemNamespace = env.string('POD_NAMESPACE', 'istio-system');
+  const clusterDomain = env.string('CLUSTER_DOMAIN', 'cluster.local');
+  const debounceAfterMs = env.durationMs('PILOT_DEBOUNCE_AFTER', DEFAULT_DEBOUNCE_AFTER_MS);
   return Object.freeze({
-    kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
+    kubeconfig: values.kubeconfig ?? env.optional('KUBECONFIG'),
+    inCluster: env.optional('KUBERNETES_SERVICE_HOST') !== undefined,
     systemNamespace,
-    podName: env.POD_NAME || `controller-${process.pid}`,
-    rootNamespace: env.ROOT_NAMESPACE || systemNamespace,
-    trustDomain: env.TRUST_DOMAIN || DEFAULT_TRUST_DOMAIN,
-    clusterId: env.CLUSTER_ID || 'Kubernetes',
+    podName: env.string('POD_NAME', `controller-${process.pid}`),
+    rootNamespace: env.string('ROOT_NAMESPACE', systemNamespace),
+    trustDomain: env.string('TRUST_DOMAIN', DEFAULT_TRUST_DOMAIN),
+    clusterId: env.string('CLUSTER_ID', 'Kubernetes'),
     clusterDomain,
-    secureGrpcAddress: address('--secure-grpc-addr', values['secure-grpc-addr'] ?? env.SECURE_GRPC_ADDR, { host: '0.0.0.0', port: 15012 }),
-    monitoringAddress: address('--monitoring-addr', values['monitoring-addr'] ?? env.MONITORING_ADDR, { host: '0.0.0.0', port: 15014 }),
-    httpAddress: address('--http-addr', values['http-addr'] ?? env.HTTP_ADDR, { host: '0.0.0.0', port: 8080 }),
-    servingDnsNames: list(env.ISTIOD_SERVING_SANS, [
+    secureGrpcAddress: address('secure-grpc-addr', 'SECURE_GRPC_ADDR', { host: '0.0.0.0', port: 15012 }),
+    monitoringAddress: address('monitoring-addr', 'MONITORING_ADDR', { host: '0.0.0.0', port: 15014 }),
+    httpAddress: address('http-addr', 'HTTP_ADDR', { host: '0.0.0.0', port: 8080 }),
+    servingDnsNames: env.list('ISTIOD_SERVING_SANS', [
       `istiod.${systemNamespace}.svc`,
       `istiod.${systemNamespace}.svc.${clusterDomain}`,
       `istiod.${systemNamespace}`,
       'istiod',
     ]),
-    trustedNodeAccounts: list(env.CA_TRUSTED_NODE_ACCOUNTS, [`${systemNamespace}/ztunnel`]),
-    cacertsDir: env.CACERTS_DIR || undefined,
-    debounceAfterMs: duration('PILOT_DEBOUNCE_AFTER', env.PILOT_DEBOUNCE_AFTER, 100),
-    debounceMaxMs: duration('PILOT_DEBOUNCE_MAX', env.PILOT_DEBOUNCE_MAX, 10_000),
-    leaseName: env.LEADER_ELECTION_LEASE || 'istio-ambient-controller',
+    trustedNodeAccounts: env.list('CA_TRUSTED_NODE_ACCOUNTS', [`${systemNamespace}/ztunnel`]),
+    cacertsDir: env.optional('CACERTS_DIR'),
+    debounceAfterMs,
+    debounceMaxMs: Math.max(env.durationMs('PILOT_DEBOUNCE_MAX', DEFAULT_DEBOUNCE_MAX_MS), debounceAfterMs),
+    leaseName: env.string('LEADER_ELECTION_LEASE', 'istio-ambient-controller'),
+    logLevel: env.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   });
 }

@@ -1,8 +1,7 @@
 /**
- * Budgets of the xDS server, each with its reason, and the environment knobs Istio uses for them
- * (reference/control-plane.md §7: pilot/pkg/features/tuning.go, pilot/pkg/xds/discovery.go).
+ * Budgets of the xDS server, each with its reason (Istio's pilot/pkg/features/tuning.go, pilot/pkg/xds/discovery.go).
+ * The two debounce knobs are read from the environment by the controller's settings (controller/config/settings.ts).
  */
-import { MeshError } from '../../lib/errors.js';
 
 /** PILOT_DEBOUNCE_AFTER: a push waits until no change has arrived for this long, so a burst becomes one push. */
 export const DEFAULT_DEBOUNCE_AFTER_MS = 100;
@@ -55,29 +54,3 @@ export interface DebounceSettings {
 }
 
 export const DEFAULT_DEBOUNCE: DebounceSettings = Object.freeze({ afterMs: DEFAULT_DEBOUNCE_AFTER_MS, maxMs: DEFAULT_DEBOUNCE_MAX_MS });
-
-const DURATION_UNITS: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** A Go duration ("100ms", "10s", "1m30s") in milliseconds, as Istio's env knobs are written; `name` is for the error. */
-export function parseGoDuration(text: string, name = 'duration'): number {
-  const s = text.trim();
-  if (s === '0') return 0;
-  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let total = 0;
-  let consumed = 0;
-  for (let m = re.exec(s); m !== null; m = re.exec(s)) {
-    total += Number(m[1]) * (DURATION_UNITS[m[2] ?? ''] ?? 0);
-    consumed = re.lastIndex;
-  }
-  if (s === '' || consumed !== s.length) {
-    throw new MeshError('CONFIG_BAD_ENV', `${name}="${text}" is not a duration; write it like 100ms, 10s or 1m30s`);
-  }
-  return total;
-}
-
-/** PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX from the environment, with Istio's defaults. */
-export function debounceSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): DebounceSettings {
-  const after = env.PILOT_DEBOUNCE_AFTER ? parseGoDuration(env.PILOT_DEBOUNCE_AFTER, 'PILOT_DEBOUNCE_AFTER') : DEFAULT_DEBOUNCE_AFTER_MS;
-  const max = env.PILOT_DEBOUNCE_MAX ? parseGoDuration(env.PILOT_DEBOUNCE_MAX, 'PILOT_DEBOUNCE_MAX') : DEFAULT_DEBOUNCE_MAX_MS;
-  return { afterMs: after, maxMs: Math.max(max, after) };
-}

@@ -10,7 +10,7 @@
  *   source.ts        ResourceSource (what a proxy may see) and an in-memory one
  *   auth.ts          the per-stream authentication hook
  *   metrics.ts       hooks for pilot_* style metrics
- *   config.ts        budgets and env knobs
+ *   config.ts        budgets and their defaults
  */
 export {
   type XdsServerOptions,
@@ -41,4 +41,4 @@ export {
   computeDelta,
   recordSent,
 } from './subscription.js';
-export { type DebounceSettings, DEFAULT_DEBOUNCE, debounceSettingsFromEnv, parseGoDuration } from './config.js';
+export { type DebounceSettings, DEFAULT_DEBOUNCE } from './config.js';

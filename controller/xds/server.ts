@@ -53,7 +53,7 @@ export interface XdsServerOptions {
   readonly source: ResourceSource;
   /** Runs once per stream before any request is read; see auth.ts (allowAnyCaller() for tests and local mode). */
   readonly authenticate: XdsAuthenticator;
-  /** PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX; default 100ms / 10s (debounceSettingsFromEnv() reads the env). */
+  /** PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX; default 100ms / 10s (the controller's settings read the env). */
   readonly debounce?: Partial<DebounceSettings>;
   readonly limits?: Partial<XdsServerLimits>;
   readonly metrics?: XdsServerMetrics;

@@ -27,6 +27,7 @@ import { closeFd, netnsInode, openNetns } from '../../lib/native/index.js';
 import { ZdsClient, type InpodHandler, type InpodWorkloadInfo } from '../../ztunnel/inpod/zds-client.js';
 import { FakeApiServer, kubeConfigFor } from '../../testbed/fixtures/fake-kube-api.js';
 import { silentLogger } from '../../testbed/fixtures/log.js';
+import { testbedEnv } from '../../testbed/env.js';
 
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PLUGIN = join(DIST, 'cni', 'plugin', 'main.js');
@@ -123,7 +124,7 @@ async function startAgent(): Promise<void> {
   const logStart = agentLog.length; // the log spans every agent run; look only at this one's lines
   const child = spawn(process.execPath, [AGENT], {
     env: {
-      PATH: process.env.PATH ?? '',
+      PATH: testbedEnv().path,
       CNI_EVENT_ADDRESS: eventSock,
       ZTUNNEL_UDS_ADDRESS: zdsSock,
       AMBIENT_NAMESPACES: AMBIENT_NS,
@@ -164,7 +165,7 @@ function plugin(command: 'ADD' | 'DEL', pod: Pod, ip = '10.77.0.9', socket = eve
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PLUGIN], {
       env: {
-        PATH: process.env.PATH ?? '',
+        PATH: testbedEnv().path,
         CNI_COMMAND: command,
         CNI_CONTAINERID: pod.containerId,
         CNI_NETNS: pod.path,

@@ -26,6 +26,7 @@ import {
 } from '../../testbed/fakenode/index.js';
 import { ipv4ToInt, parseIpv4Cidr } from '../../testbed/fakenode/plan.js';
 import { silentLogger } from '../../testbed/fixtures/log.js';
+import { childEnv } from '../../testbed/env.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -177,7 +178,7 @@ async function startChildRun(name: string, opts: { nodes: number; hostLink?: boo
     ${opts.exitCode === undefined ? 'setInterval(() => {}, 1000);' : `setTimeout(() => process.exit(${opts.exitCode}), 50);`}
   `,
     ],
-    { env: { ...process.env, LOG_LEVEL: 'silent' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { env: childEnv({ LOG_LEVEL: 'silent' }), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
   await new Promise<void>((resolve, reject) => {

@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../bench/lib/tools.js';
+import { childEnv } from '../../testbed/env.js';
 
 const ZTUNNEL = join(process.cwd(), 'dist', 'ztunnel', 'main.js');
 
@@ -89,8 +90,7 @@ async function startZtunnel(env: Record<string, string>): Promise<Running> {
   const [admin, ready, stats] = [await freePort(), await freePort(), await freePort()];
   let out = '';
   const child = spawn(process.execPath, [ZTUNNEL], {
-    env: {
-      ...process.env,
+    env: childEnv({
       LOG_LEVEL: 'info',
       FAKE_CA: 'true',
       XDS_ADDRESS: '',
@@ -98,7 +98,7 @@ async function startZtunnel(env: Record<string, string>): Promise<Running> {
       ZTUNNEL_READINESS_ADDRESS: `127.0.0.1:${ready}`,
       ZTUNNEL_STATS_ADDRESS: `127.0.0.1:${stats}`,
       ...env,
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));

@@ -31,6 +31,7 @@ import {
   type KubeStatus,
 } from '../../testbed/kubeapi/index.js';
 import { silentLogger } from '../../testbed/fixtures/log.js';
+import { childEnv } from '../../testbed/env.js';
 
 const LIB = fileURLToPath(new URL('../../testbed/kubeapi/index.js', import.meta.url));
 
@@ -83,7 +84,7 @@ async function childWithServer(
   `;
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, LOG_LEVEL: 'silent' },
+    env: childEnv({ LOG_LEVEL: 'silent' }),
   });
   let out = '';
   let err = '';
@@ -346,13 +347,12 @@ data: { mode: ambient }
       const out = await new Promise<string>((resolve) => {
         // An empty tools cache and a version that was never built force a build; PATH without Go makes it impossible.
         const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-          env: {
-            ...process.env,
+          env: childEnv({
             LOG_LEVEL: 'silent',
             MESH_TOOLS_CACHE: cache,
             KUBE_VERSION: 'v1.36.3',
             PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
-          },
+          }),
           stdio: ['ignore', 'pipe', 'inherit'],
         });
         let s = '';

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { testbedEnv } from '../../testbed/env.js';
 
 const PLUGIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cni', 'plugin', 'main.js');
 
@@ -24,7 +25,7 @@ function runPlugin(env: Record<string, string>, stdin: string): Promise<Run> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [PLUGIN], {
-      env: { PATH: process.env.PATH ?? '', ...env },
+      env: { PATH: testbedEnv().path, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -1,7 +1,6 @@
 /** The push debouncer on a manual clock: istiod's PILOT_DEBOUNCE_AFTER / PILOT_DEBOUNCE_MAX behaviour. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { debounceSettingsFromEnv, parseGoDuration } from '../../controller/xds/config.js';
 import { type MergedPushRequest, PushDebouncer, type PushRequest } from '../../controller/xds/debounce.js';
 import { FakeClock } from '../../testbed/fixtures/fake-clock.js';
 
@@ -121,22 +120,5 @@ describe('push debouncer', () => {
     await clock.advance(20_000);
     assert.equal(pushes.length, 0);
     assert.equal(clock.pending, 0);
-  });
-});
-
-describe('debounce settings', () => {
-  it('parses Go durations as Istio writes them', () => {
-    assert.equal(parseGoDuration('100ms'), 100);
-    assert.equal(parseGoDuration('10s'), 10_000);
-    assert.equal(parseGoDuration('1m30s'), 90_000);
-    assert.equal(parseGoDuration('1.5s'), 1_500);
-    assert.equal(parseGoDuration('0'), 0);
-    assert.throws(() => parseGoDuration('10', 'PILOT_DEBOUNCE_MAX'), /PILOT_DEBOUNCE_MAX="10" is not a duration/);
-    assert.throws(() => parseGoDuration('fast'), /not a duration/);
-  });
-
-  it('reads PILOT_DEBOUNCE_AFTER and PILOT_DEBOUNCE_MAX with the 100ms / 10s defaults', () => {
-    assert.deepEqual(debounceSettingsFromEnv({}), { afterMs: 100, maxMs: 10_000 });
-    assert.deepEqual(debounceSettingsFromEnv({ PILOT_DEBOUNCE_AFTER: '50ms', PILOT_DEBOUNCE_MAX: '2s' }), { afterMs: 50, maxMs: 2_000 });
   });
 });

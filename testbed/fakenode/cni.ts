@@ -16,6 +16,7 @@ import { dirname, join } from 'node:path';
 import { CniError, FakeNodeError, FakeNodeErrorCode, type CniErrorResult } from './errors.js';
 import { findExecutable, run } from './exec.js';
 import type { ChildProcess } from 'node:child_process';
+import { childEnv } from '../env.js';
 
 export const CNI_VERSION = '1.0.0';
 
@@ -217,16 +218,15 @@ export async function invokePlugin(
   params: AttachmentParams,
 ): Promise<string> {
   const exe = lookupPlugin(config.type, params);
-  const env: NodeJS.ProcessEnv = {
-    // Like libcni, the plugin inherits the runtime's environment (PATH for iptables etc.) plus the CNI_* parameters.
-    ...process.env,
+  // Like libcni, the plugin inherits the runtime's environment (PATH for iptables etc.) plus the CNI_* parameters.
+  const env = childEnv({
     CNI_COMMAND: command,
     CNI_CONTAINERID: params.containerId,
     CNI_NETNS: params.netnsPath,
     CNI_IFNAME: params.ifName,
     CNI_ARGS: formatCniArgs(params.args),
     CNI_PATH: params.cniPath.join(':'),
-  };
+  });
   const r = await run(exe, [], {
     netns: params.execNetns,
     env,

@@ -10,6 +10,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { FakeNodeError, FakeNodeErrorCode } from './errors.js';
+import { childEnv, testbedEnv } from '../env.js';
 
 export interface ExecResult {
   /** Exit code; 128 + the signal number when the process was killed by a signal (as a shell reports it). */
@@ -49,7 +50,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
   return new Promise((resolve, reject) => {
     // detached: the child leads its own process group, so a timeout kills its children too.
     const child = spawn(file, argv, {
-      env: opts.env ?? process.env,
+      env: opts.env ?? childEnv(),
       cwd: opts.cwd,
       stdio: ['pipe', 'pipe', 'pipe'],
       detached: true,
@@ -131,7 +132,7 @@ const toolCache = new Map<string, string>();
 /** The absolute path of an executable found in PATH (or the given directories), or undefined. */
 export function findExecutable(name: string, dirs?: readonly string[]): string | undefined {
   // Root's PATH does not always include the sbin directories where Debian puts ip and nginx.
-  const search = dirs ?? [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+  const search = dirs ?? [...testbedEnv().searchPath, '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
   const key = `${name}\0${search.join(delimiter)}`;
   const cached = toolCache.get(key);
   if (cached !== undefined) return cached;

@@ -12,6 +12,7 @@ import type { Logger } from '../../lib/telemetry/logger.js';
 import { FakeNodeError, FakeNodeErrorCode } from './errors.js';
 import { killGroup, netnsArgv, run, runChecked, type ExecResult } from './exec.js';
 import { CLUSTER_ENV, type ResourceTracker } from './resources.js';
+import { childEnv } from '../env.js';
 
 /** What a NetworkNamespace needs from the cluster that made it. */
 export interface ClusterContext {
@@ -247,7 +248,7 @@ export class NetworkNamespace {
   }
 
   private env(extra: Readonly<Record<string, string>> | undefined): NodeJS.ProcessEnv {
-    return { ...process.env, ...extra, [CLUSTER_ENV]: this.ctx.prefix };
+    return childEnv({ ...extra, [CLUSTER_ENV]: this.ctx.prefix });
   }
 
   /** Starts a long-running process in this namespace; it is stopped by destroy() if still running. */

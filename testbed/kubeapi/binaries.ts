@@ -9,10 +9,11 @@
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync, mkdirSync } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/telemetry/logger.js';
 import { KubeTestError, KubeTestErrorCode } from './errors.js';
+import { childEnv, testbedEnv } from '../env.js';
 
 const SCRIPT_RELATIVE = join('scripts', 'tools', 'kube-apiserver.sh');
 /** A build downloads ~300 modules and compiles kube-apiserver: minutes on a small machine, never an hour. */
@@ -37,8 +38,7 @@ export function repoRoot(): string {
 
 /** The absolute path of `name` on PATH, or undefined. */
 export function which(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter)) {
-    if (dir === '') continue;
+  for (const dir of testbedEnv().searchPath) {
     const p = join(dir, name);
     try {
       accessSync(p, fsConstants.X_OK);
@@ -52,8 +52,7 @@ export function which(name: string): string | undefined {
 
 /** etcd's path: $ETCD_BIN, or `etcd` on PATH (Debian's etcd-server installs /usr/bin/etcd). */
 export function findEtcd(): string {
-  const fromEnv = process.env.ETCD_BIN;
-  const path = fromEnv !== undefined && fromEnv !== '' ? fromEnv : which('etcd');
+  const path = testbedEnv().etcdBin ?? which('etcd');
   if (path === undefined || !existsSync(path)) {
     throw new KubeTestError(
       KubeTestErrorCode.ETCD_MISSING,
@@ -61,10 +60,6 @@ export function findEtcd(): string {
     );
   }
   return path;
-}
-
-function toolsCache(): string {
-  return process.env.MESH_TOOLS_CACHE ?? '/var/cache/ambient-mesh';
 }
 
 let pending: Promise<string> | undefined;
@@ -84,7 +79,7 @@ export function ensureKubeApiServer(logger: Logger): Promise<string> {
 
 function runBuildScript(logger: Logger): Promise<string> {
   const script = join(repoRoot(), SCRIPT_RELATIVE);
-  const cache = toolsCache();
+  const cache = testbedEnv().toolsCache;
   let cmd = script;
   let args: string[] = [];
   const flock = which('flock');
@@ -101,7 +96,7 @@ function runBuildScript(logger: Logger): Promise<string> {
   }
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() });
     let stdout = '';
     const tail: string[] = [];
     let partial = '';

@@ -11,6 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { which } from './binaries.js';
+import { childEnv } from '../env.js';
 
 /** Set in the environment of every program started here: the owning process, for cleanupStale(). */
 export const OWNER_ENV = 'KUBETEST_OWNER_PID';
@@ -86,7 +87,7 @@ export class ManagedProcess {
         child = spawn(file, argv, {
           stdio: ['ignore', fd, fd],
           detached: true,
-          env: { ...(opts.env ?? process.env), [OWNER_ENV]: String(process.pid) },
+          env: { ...(opts.env ?? childEnv()), [OWNER_ENV]: String(process.pid) },
         });
       } catch (e) {
         closeSync(fd);

@@ -1,15 +1,15 @@
 /**
  * Every ztunnel knob: an environment variable (Istio's name where Istio has one), its default and why.
- * Read once at start into a readonly record; nothing else in ztunnel reads process.env.
+ * Read once at start into a readonly record; nothing else in ztunnel reads process.env. The syntax of each type
+ * (durations as Go writes them, sizes, addresses) is lib/config/env.ts's, the same in every program.
  */
+import { type Env, EnvReader, type ListenAddress } from '../../lib/config/env.js';
 import { MeshError } from '../../lib/errors.js';
 import { DEFAULT_HBONE_CONFIG, type HboneConfig } from '../../lib/hbone/config.js';
 import { DEFAULT_TRUST_DOMAIN } from '../../lib/identity/spiffe.js';
+import { LOG_LEVELS, type LogLevel } from '../../lib/telemetry/logger.js';
 
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
+export type { ListenAddress };
 
 export interface ZtunnelSettings {
   /** LOCAL_XDS_PATH: Istio local-config YAML (workloads, services, policies); reloaded when it changes. */
@@ -62,116 +62,74 @@ export interface ZtunnelSettings {
   /** Upstream TCP connect budget (app connect from inbound, passthrough). ztunnel: 10 s. */
   readonly connectTimeoutMs: number;
   readonly hbone: HboneConfig;
+  /** LOG_LEVEL: trace|debug|info|warn|error|fatal|silent; the start level (admin POST /logging changes it). */
+  readonly logLevel: LogLevel;
 }
 
 export class SettingsError extends MeshError {}
 
-type Env = Readonly<Record<string, string | undefined>>;
-
-function bool(env: Env, name: string, dflt: boolean): boolean {
-  const v = env[name];
-  if (v === undefined || v === '') return dflt;
-  if (/^(true|1|yes)$/i.test(v)) return true;
-  if (/^(false|0|no)$/i.test(v)) return false;
-  throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" is not a boolean (true/false)`);
-}
-
-function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  const v = env[name];
-  if (v === undefined || v === '') return dflt;
-  const n = /^0x[0-9a-f]+$/i.test(v) ? Number.parseInt(v, 16) : Number(v);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" must be an integer in [${min}, ${max}]`);
-  return n;
-}
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "500ms", "5s", "10m", "24h" (or a bare number of seconds), as Istio's duration variables. */
-export function parseDurationMs(name: string, v: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(v.trim());
-  if (!m) throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" is not a duration like 500ms, 5s, 10m, 24h`);
-  return Math.round(Number(m[1]) * (UNIT_MS[m[2] ?? 's'] ?? 1000));
-}
-
-function duration(env: Env, name: string, dfltMs: number): number {
-  const v = env[name];
-  return v === undefined || v === '' ? dfltMs : parseDurationMs(name, v);
-}
-
-function size(env: Env, name: string, dflt: number): number {
-  const v = env[name];
-  if (v === undefined || v === '') return dflt;
-  const m = /^(\d+)(Ki|Mi)?$/.exec(v);
-  if (!m) throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" is not a size like 4194304, 4096Ki or 4Mi`);
-  return Number(m[1]) * (m[2] === 'Mi' ? 1 << 20 : m[2] === 'Ki' ? 1 << 10 : 1);
-}
-
-function address(env: Env, name: string, dflt: ListenAddress): ListenAddress {
-  const v = env[name];
-  if (v === undefined || v === '') return dflt;
-  const m = /^(?:\[?([^\]]*)\]?:)?(\d+)$/.exec(v);
-  if (!m) throw new SettingsError('CONFIG_BAD_ENV', `${name}="${v}" must be <port> or <host>:<port>`);
-  return { host: m[1] || dflt.host, port: Number(m[2]) };
-}
-
-export function loadSettings(env: Env = process.env): ZtunnelSettings {
+export function loadSettings(vars: Env = process.env): ZtunnelSettings {
+  const env = new EnvReader(vars);
   // Istio writes addresses as URLs (https://istiod.istio-system.svc:15012); gRPC wants host:port.
   const hostPort = (v: string | undefined): string | undefined =>
     v
       ?.trim()
       .replace(/^[a-z]+:\/\//i, '')
       .replace(/\/$/, '') || undefined;
-  const xds = env.XDS_ADDRESS === undefined ? undefined : hostPort(env.XDS_ADDRESS);
-  const localXdsPath = env.LOCAL_XDS_PATH?.trim() || undefined;
-  const fakeCa = bool(env, 'FAKE_CA', false);
+  const xds = hostPort(env.raw('XDS_ADDRESS'));
+  const localXdsPath = env.optional('LOCAL_XDS_PATH');
+  const fakeCa = env.bool('FAKE_CA', false);
   if (!xds && !localXdsPath) {
     throw new SettingsError(
       'CONFIG_NO_SOURCE',
       'set LOCAL_XDS_PATH (a local config file) or XDS_ADDRESS (a controller); ztunnel has no other way to learn workloads',
     );
   }
-  const caAddress = env.CA_ADDRESS === undefined ? xds : hostPort(env.CA_ADDRESS);
+  // CA_ADDRESS="" is not "unset": as in ztunnel, it names no CA rather than falling back to XDS_ADDRESS.
+  const caAddress = env.defined('CA_ADDRESS') ? hostPort(env.raw('CA_ADDRESS')) : xds;
   if (!fakeCa && !caAddress) {
     throw new SettingsError('CONFIG_NO_CA', 'no CA: set CA_ADDRESS or XDS_ADDRESS, or FAKE_CA=true to sign certificates locally');
   }
   const hbone: HboneConfig = Object.freeze({
     ...DEFAULT_HBONE_CONFIG,
-    streamWindowBytes: size(env, 'HTTP2_STREAM_WINDOW_SIZE', DEFAULT_HBONE_CONFIG.streamWindowBytes),
-    connectionWindowBytes: size(env, 'HTTP2_CONNECTION_WINDOW_SIZE', DEFAULT_HBONE_CONFIG.connectionWindowBytes),
-    maxFrameBytes: size(env, 'HTTP2_FRAME_SIZE', DEFAULT_HBONE_CONFIG.maxFrameBytes),
-    maxStreamsPerConnection: int(env, 'POOL_MAX_STREAMS_PER_CONNECTION', DEFAULT_HBONE_CONFIG.maxStreamsPerConnection, 1, 10_000),
-    poolIdleReleaseMs: duration(env, 'POOL_UNUSED_RELEASE_TIMEOUT', DEFAULT_HBONE_CONFIG.poolIdleReleaseMs),
+    streamWindowBytes: env.size('HTTP2_STREAM_WINDOW_SIZE', DEFAULT_HBONE_CONFIG.streamWindowBytes),
+    connectionWindowBytes: env.size('HTTP2_CONNECTION_WINDOW_SIZE', DEFAULT_HBONE_CONFIG.connectionWindowBytes),
+    maxFrameBytes: env.size('HTTP2_FRAME_SIZE', DEFAULT_HBONE_CONFIG.maxFrameBytes),
+    maxStreamsPerConnection: env.integer('POOL_MAX_STREAMS_PER_CONNECTION', DEFAULT_HBONE_CONFIG.maxStreamsPerConnection, 1, 10_000),
+    poolIdleReleaseMs: env.durationMs('POOL_UNUSED_RELEASE_TIMEOUT', DEFAULT_HBONE_CONFIG.poolIdleReleaseMs),
   });
+  const xdsRootCa = env.string('XDS_ROOT_CA', '/var/run/secrets/istio/root-cert.pem');
+  const altXdsHostname = env.optional('ALT_XDS_HOSTNAME');
   return Object.freeze({
     localXdsPath,
     xdsAddress: xds,
     caAddress,
     fakeCa,
-    fakeCaDir: env.FAKE_CA_DIR?.trim() || undefined,
-    xdsRootCa: env.XDS_ROOT_CA || '/var/run/secrets/istio/root-cert.pem',
-    caRootCa: env.CA_ROOT_CA || env.XDS_ROOT_CA || '/var/run/secrets/istio/root-cert.pem',
-    altXdsHostname: env.ALT_XDS_HOSTNAME || undefined,
-    altCaHostname: env.ALT_CA_HOSTNAME || env.ALT_XDS_HOSTNAME || undefined,
-    authTokenPath: env.AUTH_TOKEN || '/var/run/secrets/tokens/istio-token',
-    nodeName: env.NODE_NAME ?? '',
-    podName: env.POD_NAME ?? '',
-    podNamespace: env.POD_NAMESPACE ?? '',
-    instanceIp: env.INSTANCE_IP ?? '',
-    clusterId: env.CLUSTER_ID ?? env.ISTIO_META_CLUSTER_ID ?? 'Kubernetes',
-    trustDomain: env.TRUST_DOMAIN ?? DEFAULT_TRUST_DOMAIN,
-    network: env.NETWORK ?? '',
-    inpodUds: env.INPOD_UDS ?? '/var/run/ztunnel/ztunnel.sock',
-    inpodEnabled: bool(env, 'INPOD_ENABLED', true),
-    packetMark: int(env, 'PACKET_MARK', 1337, 1, 0xffffffff),
-    enableOrigSrc: bool(env, 'ENABLE_ORIG_SRC', true),
-    adminAddress: address(env, 'ZTUNNEL_ADMIN_ADDRESS', { host: '127.0.0.1', port: 15000 }),
-    readinessAddress: address(env, 'ZTUNNEL_READINESS_ADDRESS', { host: '0.0.0.0', port: 15021 }),
-    statsAddress: address(env, 'ZTUNNEL_STATS_ADDRESS', { host: '0.0.0.0', port: 15020 }),
-    workerThreads: int(env, 'ZTUNNEL_WORKER_THREADS', 1, 1, 64),
-    secretTtlSeconds: Math.round(duration(env, 'SECRET_TTL', 24 * 3_600_000) / 1000),
-    terminationDeadlineMs: duration(env, 'CONNECTION_TERMINATION_DEADLINE', 5000),
+    fakeCaDir: env.optional('FAKE_CA_DIR'),
+    xdsRootCa,
+    caRootCa: env.string('CA_ROOT_CA', xdsRootCa),
+    altXdsHostname,
+    altCaHostname: env.optional('ALT_CA_HOSTNAME') ?? altXdsHostname,
+    authTokenPath: env.string('AUTH_TOKEN', '/var/run/secrets/tokens/istio-token'),
+    nodeName: env.string('NODE_NAME', ''),
+    podName: env.string('POD_NAME', ''),
+    podNamespace: env.string('POD_NAMESPACE', ''),
+    instanceIp: env.string('INSTANCE_IP', ''),
+    clusterId: env.string('CLUSTER_ID', env.string('ISTIO_META_CLUSTER_ID', 'Kubernetes')),
+    trustDomain: env.string('TRUST_DOMAIN', DEFAULT_TRUST_DOMAIN),
+    network: env.string('NETWORK', ''),
+    inpodUds: env.string('INPOD_UDS', '/var/run/ztunnel/ztunnel.sock'),
+    inpodEnabled: env.bool('INPOD_ENABLED', true),
+    packetMark: env.integer('PACKET_MARK', 1337, 1, 0xffffffff),
+    enableOrigSrc: env.bool('ENABLE_ORIG_SRC', true),
+    adminAddress: env.address('ZTUNNEL_ADMIN_ADDRESS', { host: '127.0.0.1', port: 15000 }),
+    readinessAddress: env.address('ZTUNNEL_READINESS_ADDRESS', { host: '0.0.0.0', port: 15021 }),
+    statsAddress: env.address('ZTUNNEL_STATS_ADDRESS', { host: '0.0.0.0', port: 15020 }),
+    workerThreads: env.integer('ZTUNNEL_WORKER_THREADS', 1, 1, 64),
+    secretTtlSeconds: Math.round(env.durationMs('SECRET_TTL', 24 * 3_600_000) / 1000),
+    terminationDeadlineMs: env.durationMs('CONNECTION_TERMINATION_DEADLINE', 5000),
     connectTimeoutMs: 10_000,
     hbone,
+    logLevel: env.oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
   });
 }

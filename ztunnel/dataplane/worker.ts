@@ -18,6 +18,8 @@ const port = parentPort;
 if (!port) throw new Error('ztunnel data-plane worker must run in a worker thread');
 
 const post = (m: WorkerToMain): void => port.postMessage(m);
+// A worker thread has its own root logger: it starts at the program's level, as the main thread's does.
+setLogLevel(init.settings.logLevel);
 const logger = componentLogger('ztunnel').child({ worker: init.index });
 const store = new WorkloadStore();
 const registry = new Registry();

@@ -4,7 +4,7 @@
  * each with WorkloadResponse{ack{error}} ('' = ACK, text = NACK). The agent sends its snapshot (Add/Keep per pod)
  * and SnapshotSent first, then Add/Del updates.
  *
- * Connection: path from the `path` option, else env INPOD_UDS, else /var/run/ztunnel/ztunnel.sock. While the
+ * Connection: path from the `path` option (the settings' INPOD_UDS), else /var/run/ztunnel/ztunnel.sock. While the
  * agent is absent (no socket, or refused) the client retries with backoff 10 ms doubling up to 5 s (as ztunnel);
  * after a connection ends (agent restart) it reconnects at once with the initial backoff, and the agent sends a
  * fresh snapshot on the new connection. A disconnect changes nothing in the running proxies: the snapshot that
@@ -74,7 +74,7 @@ export interface InpodHandler {
 
 export interface ZdsClientOptions {
   handler: InpodHandler;
-  /** The agent's socket; default env INPOD_UDS, else /var/run/ztunnel/ztunnel.sock. */
+  /** The agent's socket (ztunnel passes its INPOD_UDS setting); default /var/run/ztunnel/ztunnel.sock. */
   path?: string;
   logger?: Logger;
   /** First reconnect delay, default 10 ms (ztunnel). */
@@ -106,7 +106,7 @@ export class ZdsClient {
 
   constructor(opts: ZdsClientOptions) {
     this.#handler = opts.handler;
-    this.path = opts.path ?? process.env.INPOD_UDS ?? ZDS_DEFAULT_SOCKET_PATH;
+    this.path = opts.path ?? ZDS_DEFAULT_SOCKET_PATH;
     this.#log = (opts.logger ?? componentLogger('inpod')).child({ zds: this.path });
     this.#initialBackoff = opts.initialBackoffMs ?? 10;
     this.#maxBackoff = opts.maxBackoffMs ?? 5000;
