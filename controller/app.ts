@@ -14,14 +14,13 @@
  * Every replica serves xDS and the CA; only the leader writes to the API server.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { describeError } from '../lib/errors.js';
 import type { CertificateAuthority } from '../lib/identity/ca.js';
 import { addCaService } from '../lib/identity/ca-server.js';
-import { bindServer, shutdownServer } from '../lib/grpc-server.js';
 import { makeIdentity, formatSpiffeId } from '../lib/identity/spiffe.js';
 import { TypeUrl } from '../lib/proto/index.js';
 import { XdsError, XdsErrorCode } from '../lib/xds/errors.js';
@@ -31,20 +30,21 @@ import { kubeCaAuthorizer, CA_AUDIENCE, type PodLocator } from './ca/kube-author
 import { ROOT_CERT_CONFIGMAP, RootCertPublisher } from './ca/root-cert-publisher.js';
 import { KubeTokenReviewer, type TokenReviewer } from './ca/token-review.js';
 import type { ControllerSettings, ListenAddress } from './config/settings.js';
+import { xdsServingOptions } from './config/xds-options.js';
 import { ClusterWatch } from './kube/watch.js';
 import { LeaseElection } from './leader/lease-election.js';
 import { WdsSource } from './wds-source.js';
-import { XdsServer, addXdsService, type XdsAuthenticator } from './xds/index.js';
+import { type RunningXdsServer, type XdsAuthenticator, type XdsServer, startXdsServer } from './xds/index.js';
 
 export const CONTROLLER_VERSION = '0.1.0';
 const SERVING_CERT_TTL_SECONDS = 365 * 24 * 3600;
 /** Streams get this long to end on SIGTERM before connections are cut (ztunnels reconnect to another replica). */
 const GRPC_SHUTDOWN_GRACE_MS = 2_000;
 
-function loadKubeConfig(path: string | undefined): KubeConfig {
+function loadKubeConfig(settings: Pick<ControllerSettings, 'kubeconfig' | 'inCluster'>): KubeConfig {
   const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  if (settings.kubeconfig) kc.loadFromFile(settings.kubeconfig);
+  else if (settings.inCluster) kc.loadFromCluster();
   else throw new Error('no Kubernetes credentials: pass --kubeconfig, set KUBECONFIG, or run in a pod');
   return kc;
 }
@@ -87,6 +87,7 @@ export class Controller {
   #ca: CertificateAuthority | undefined;
   #xds: XdsServer | undefined;
   #grpc: grpc.Server | undefined;
+  #serving: RunningXdsServer | undefined;
   #grpcPort = 0;
   #election: LeaseElection | undefined;
   #publisher: RootCertPublisher | undefined;
@@ -96,7 +97,7 @@ export class Controller {
   private constructor(settings: ControllerSettings) {
     this.settings = settings;
     this.#log = componentLogger('controller');
-    this.#kc = loadKubeConfig(settings.kubeconfig);
+    this.#kc = loadKubeConfig(settings);
     this.#watch = new ClusterWatch(this.#kc, this.#log);
     this.#source = new WdsSource(() => this.#watch.snapshot(), {
       clusterId: settings.clusterId,
@@ -154,26 +155,11 @@ export class Controller {
     }).set({ component: 'pilot', tag: CONTROLLER_VERSION }, 1);
     const shortType = (t: string): string => t.slice(t.lastIndexOf('.') + 1);
 
-    this.#xds = new XdsServer({
-      source: this.#source,
-      authenticate: tokenAuthenticator(reviewer, s.trustDomain),
-      debounce: { afterMs: s.debounceAfterMs, maxMs: s.debounceMaxMs },
-      logger: log.child({ scope: 'xds' }),
-      controlPlaneId: s.podName,
-      statusTypeUrls: [TypeUrl.Address, TypeUrl.Authorization],
-      metrics: {
-        connectionOpened: () => proxies.inc(),
-        connectionClosed: () => proxies.dec(),
-        responseSent: (typeUrl) => pushes.inc({ type: shortType(typeUrl) }),
-        nack: (typeUrl) => rejects.inc({ type: shortType(typeUrl) }),
-      },
-    });
-    const xds = this.#xds;
-
-    // Cluster state first: a proxy connecting before the initial lists would see an empty mesh.
+    // Cluster state first: a proxy connecting before the initial lists would see an empty mesh. Before the xDS
+    // server exists no proxy is connected, so there is nothing to push.
     this.#watch.onEvent((e) => {
       this.#source.invalidate();
-      xds.push({ typeUrls: new Set([TypeUrl.Address, TypeUrl.Authorization]), reason: `${e.kind}/${e.type}` });
+      this.#xds?.push({ typeUrls: new Set([TypeUrl.Address, TypeUrl.Authorization]), reason: `${e.kind}/${e.type}` });
       if (e.kind === 'namespaces' && e.type !== 'delete') this.#publisher?.enqueue(e.key);
     });
     await this.#watch.start();
@@ -189,15 +175,30 @@ export class Controller {
       },
     };
     const serving = await ca.issueServingCertificate(s.servingDnsNames, SERVING_CERT_TTL_SECONDS);
-    const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024, 'grpc.keepalive_permit_without_calls': 1 });
-    addXdsService(server, xds);
-    addCaService(server, {
-      ca,
-      authorizer: kubeCaAuthorizer({ reviewer, trustDomain: s.trustDomain, trustedNodeAccounts: s.trustedNodeAccounts, pods }),
-      logger: log.child({ scope: 'ca' }),
+    const running = await startXdsServer({
+      ...xdsServingOptions(s),
+      transport: { kind: 'tls', ...serving },
+      source: this.#source,
+      authenticate: tokenAuthenticator(reviewer, s.trustDomain),
+      logger: log.child({ scope: 'xds' }),
+      statusTypeUrls: [TypeUrl.Address, TypeUrl.Authorization],
+      metrics: {
+        connectionOpened: () => proxies.inc(),
+        connectionClosed: () => proxies.dec(),
+        responseSent: (typeUrl) => pushes.inc({ type: shortType(typeUrl) }),
+        nack: (typeUrl) => rejects.inc({ type: shortType(typeUrl) }),
+      },
+      addServices: (server) =>
+        addCaService(server, {
+          ca,
+          authorizer: kubeCaAuthorizer({ reviewer, trustDomain: s.trustDomain, trustedNodeAccounts: s.trustedNodeAccounts, pods }),
+          logger: log.child({ scope: 'ca' }),
+        }),
     });
-    this.#grpcPort = await bindServer(server, s.secureGrpcAddress.host, s.secureGrpcAddress.port, { kind: 'tls', ...serving });
-    this.#grpc = server;
+    this.#serving = running;
+    this.#xds = running.xds;
+    this.#grpcPort = running.port;
+    this.#grpc = running.server;
 
     // Writes: leader only.
     const rootPem = ca.rootCertsPem.join('');
@@ -286,8 +287,7 @@ export class Controller {
   async stop(): Promise<void> {
     await this.#election?.stop();
     this.#publisher?.stop();
-    this.#xds?.close();
-    if (this.#grpc) await shutdownServer(this.#grpc, GRPC_SHUTDOWN_GRACE_MS);
+    await this.#serving?.close(GRPC_SHUTDOWN_GRACE_MS);
     await this.#configMaps?.stop().catch(() => undefined);
     await this.#watch.stop();
     for (const h of this.#http) h.close();

@@ -261,6 +261,8 @@ export interface StartXdsServerOptions extends XdsServerOptions {
   readonly host?: string;
   /** 0 (default) picks a free port. */
   readonly port?: number;
+  /** Other services on the same port, added before it binds (istiod serves the CA beside xDS on 15012). */
+  readonly addServices?: (server: grpc.Server) => void;
 }
 
 export interface RunningXdsServer {
@@ -272,11 +274,16 @@ export interface RunningXdsServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** Starts a gRPC server serving only ADS. */
+/** Starts a gRPC server serving ADS (and `addServices`): what the controller runs on 15012, and what tests start. */
 export async function startXdsServer(opts: StartXdsServerOptions): Promise<RunningXdsServer> {
   const xds = new XdsServer(opts);
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': xds.limits.maxRequestBytes });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': xds.limits.maxRequestBytes,
+    // Clients may send keepalive PINGs while no call is open; without this grpc-js answers them with GOAWAY.
+    'grpc.keepalive_permit_without_calls': 1,
+  });
   addXdsService(server, xds);
+  opts.addServices?.(server);
   const host = opts.host ?? '127.0.0.1';
   const port = await bindServer(server, host, opts.port ?? 0, opts.transport).catch((err: unknown) => {
     throw new XdsError(XdsErrorCode.UNAVAILABLE, `xDS server cannot listen on ${host}:${opts.port ?? 0}`, { cause: err });
