@@ -38,6 +38,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.js';
+import { httpStatusOf } from '../../lib/kube/rest.js';
 import { componentLogger, type Logger } from '../../lib/telemetry/logger.js';
 import type { AgentConfig } from './config.js';
 import {
@@ -65,15 +66,6 @@ export interface KubernetesEnrollmentOptions extends EnrollmentRuleOptions {
   /** Informer restart backoff after an error; default 1 s doubling to 30 s. */
   retryInitialMs?: number;
   retryMaxMs?: number;
-}
-
-/** The HTTP status of a client error (ApiException.code; the watch's Error.statusCode), if any. */
-export function httpStatus(err: unknown): number | undefined {
-  if (typeof err !== 'object' || err === null) return undefined;
-  const e = err as { code?: unknown; statusCode?: unknown };
-  if (typeof e.code === 'number') return e.code;
-  if (typeof e.statusCode === 'number') return e.statusCode;
-  return undefined;
 }
 
 /** One ListWatch that restarts itself after errors and knows whether it has completed a list. */
@@ -152,7 +144,7 @@ class Informer<T extends KubernetesObject> {
     // One warning per outage, not one per retry.
     if (!this.#loggedFailure) {
       this.#log.warn(
-        { informer: this.#what, status: httpStatus(err), err: describeError(err) },
+        { informer: this.#what, status: httpStatusOf(err), err: describeError(err) },
         'list/watch failed; retrying with backoff',
       );
       this.#loggedFailure = true;
@@ -332,7 +324,7 @@ export class KubernetesEnrollment implements EnrollmentSource {
     try {
       return await fn();
     } catch (err) {
-      if (httpStatus(err) === 404) return undefined;
+      if (httpStatusOf(err) === 404) return undefined;
       throw new CniAgentError(CniAgentErrorCode.ENROLLMENT_UNAVAILABLE, `GET ${kind} ${name} from the API server failed`, { cause: err });
     }
   }
@@ -361,7 +353,7 @@ export class KubeRedirectionAnnotator implements RedirectionAnnotator {
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
       );
     } catch (err) {
-      const status = httpStatus(err);
+      const status = httpStatusOf(err);
       if (status === 404) return; // the pod is gone
       if (status === 403) {
         if (!this.#forbiddenLogged) {

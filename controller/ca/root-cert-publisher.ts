@@ -5,15 +5,11 @@
  */
 import { CoreV1Api, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { httpStatusOf } from '../../lib/kube/rest.js';
 
 export const ROOT_CERT_CONFIGMAP = 'istio-ca-root-cert';
 export const ROOT_CERT_KEY = 'root-cert.pem';
 const RETRY_MS = 1_000;
-
-function statusOf(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number };
-  return e?.code ?? e?.statusCode;
-}
 
 export class RootCertPublisher {
   readonly #api: CoreV1Api;
@@ -64,7 +60,7 @@ export class RootCertPublisher {
           await this.#reconcile(ns);
         } catch (err) {
           // A namespace being deleted refuses new objects: nothing to do there.
-          if (statusOf(err) !== 403 && statusOf(err) !== 404) failed.push(ns);
+          if (httpStatusOf(err) !== 403 && httpStatusOf(err) !== 404) failed.push(ns);
           this.#log.warn(
             { namespace: ns, err: err instanceof Error ? err.message : String(err) },
             'could not publish the root certificate',
@@ -93,7 +89,7 @@ export class RootCertPublisher {
     try {
       existing = await this.#api.readNamespacedConfigMap({ name: ROOT_CERT_CONFIGMAP, namespace });
     } catch (err) {
-      if (statusOf(err) !== 404) throw err;
+      if (httpStatusOf(err) !== 404) throw err;
     }
     if (!existing) {
       await this.#api.createNamespacedConfigMap({ namespace, body });

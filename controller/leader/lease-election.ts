@@ -5,8 +5,19 @@
  * (ConfigMaps, later Gateway status); every replica serves xDS.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
-import { kubeJson, microTime } from '../kube/raw-request.js';
 import type { Logger } from 'pino';
+import { type KubeRequest, type KubeResponse, kubeRequest } from '../../lib/kube/rest.js';
+
+/** Each Lease call must answer well within a lease duration, or a leader could not renew in time. */
+const LEASE_REQUEST_TIMEOUT_MS = 10_000;
+
+/**
+ * Kubernetes MicroTime: RFC 3339 with exactly six fractional digits. The Lease goes out through the raw client
+ * because client-node writes three and the API server refuses that.
+ */
+export function microTime(d: Date): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
 
 export interface LeaseElectionOptions {
   readonly namespace: string;
@@ -22,6 +33,10 @@ export interface LeaseElectionOptions {
 interface LeaseJson {
   metadata?: { name?: string; namespace?: string; resourceVersion?: string };
   spec?: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+}
+
+function leaseCall(kc: KubeConfig, method: KubeRequest['method'], path: string, body?: unknown): Promise<KubeResponse> {
+  return kubeRequest(kc, { method, path, body, timeoutMs: LEASE_REQUEST_TIMEOUT_MS });
 }
 
 export class LeaseElection {
@@ -65,10 +80,10 @@ export class LeaseElection {
     if (this.#timer) clearTimeout(this.#timer);
     if (!this.#leader) return;
     try {
-      const r = await kubeJson(this.#kc, 'GET', this.#path());
+      const r = await leaseCall(this.#kc, 'GET', this.#path());
       const lease = r.body as LeaseJson;
       if (r.status === 200 && lease.spec?.holderIdentity === this.#opts.identity) {
-        await kubeJson(this.#kc, 'PUT', this.#path(), {
+        await leaseCall(this.#kc, 'PUT', this.#path(), {
           ...lease,
           spec: { ...lease.spec, holderIdentity: undefined, leaseDurationSeconds: 1 },
         });
@@ -112,9 +127,9 @@ export class LeaseElection {
   async #tryAcquireOrRenew(): Promise<void> {
     const { name, namespace, identity, leaseDurationSeconds } = this.#opts;
     const now = new Date();
-    const read = await kubeJson(this.#kc, 'GET', this.#path());
+    const read = await leaseCall(this.#kc, 'GET', this.#path());
     if (read.status === 404) {
-      const created = await kubeJson(this.#kc, 'POST', this.#path(false), {
+      const created = await leaseCall(this.#kc, 'POST', this.#path(false), {
         apiVersion: 'coordination.k8s.io/v1',
         kind: 'Lease',
         metadata: { name, namespace },
@@ -146,7 +161,7 @@ export class LeaseElection {
       return;
     }
     // PUT with the resourceVersion we read: the optimistic lock; a concurrent writer makes this a 409.
-    const written = await kubeJson(this.#kc, 'PUT', this.#path(), {
+    const written = await leaseCall(this.#kc, 'PUT', this.#path(), {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
       metadata: lease.metadata,

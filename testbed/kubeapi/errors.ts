@@ -20,7 +20,7 @@ export const KubeTestErrorCode = {
   STOPPED: 'KUBETEST_STOPPED',
   /** An option, manifest or object was rejected before anything was sent. */
   INVALID_ARGUMENT: 'KUBETEST_INVALID_ARGUMENT',
-  /** The API server answered a request with an error Status (see KubeApiError). */
+  /** The API server answered without what the harness asked for (a TokenRequest without a token). */
   API_ERROR: 'KUBETEST_API_ERROR',
   /** Stopping left something behind (a process, a directory); the message lists what. */
   CLEANUP_FAILED: 'KUBETEST_CLEANUP_FAILED',
@@ -35,22 +35,5 @@ export class KubeTestError extends MeshError {
   }
 }
 
-/** The parts of a Kubernetes `Status` object a test or a caller looks at. */
-export interface KubeStatus {
-  /** HTTP status code (403, 404, 409, 422, ...). */
-  readonly code: number;
-  /** `Forbidden`, `NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ... ('' when the body was not a Status). */
-  readonly reason: string;
-  /** The server's human-readable message (for `Invalid`, it lists each failing field and its validation message). */
-  readonly message: string;
-}
-
-/** A request the API server refused; `status` is its answer. */
-export class KubeApiError extends KubeTestError {
-  readonly status: KubeStatus;
-
-  constructor(what: string, status: KubeStatus, options?: { cause?: unknown }) {
-    super(KubeTestErrorCode.API_ERROR, `${what}: ${status.code} ${status.reason}: ${status.message}`, options);
-    this.status = status;
-  }
-}
+// A refused request is lib/kube's KubeApiError (KUBE_API_ERROR), raised by the raw client the harness shares.
+export { KubeApiError, type KubeStatus } from '../../lib/kube/errors.js';
