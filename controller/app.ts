@@ -15,10 +15,10 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
-import { CoreV1Api, KubeConfig, ListWatch, Watch, type KubernetesListObject, type V1ConfigMap } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { describeError } from '../lib/errors.js';
+import { Informer } from '../lib/kube/informer.js';
 import type { CertificateAuthority } from '../lib/identity/ca.js';
 import { addCaService } from '../lib/identity/ca-server.js';
 import { makeIdentity, formatSpiffeId } from '../lib/identity/spiffe.js';
@@ -91,7 +91,7 @@ export class Controller {
   #grpcPort = 0;
   #election: LeaseElection | undefined;
   #publisher: RootCertPublisher | undefined;
-  #configMaps: ListWatch<V1ConfigMap> | undefined;
+  #configMaps: Informer<V1ConfigMap> | undefined;
   readonly #http: HttpServer[] = [];
 
   private constructor(settings: ControllerSettings) {
@@ -219,14 +219,13 @@ export class Controller {
   #watchRootCertConfigMaps(): void {
     const core = this.#kc.makeApiClient(CoreV1Api);
     const fieldSelector = `metadata.name=${ROOT_CERT_CONFIGMAP}`;
-    const informer = new ListWatch<V1ConfigMap>(
-      '/api/v1/configmaps',
-      new Watch(this.#kc),
-      async () => (await core.listConfigMapForAllNamespaces({ fieldSelector })) as KubernetesListObject<V1ConfigMap>,
-      false,
-      undefined,
+    const informer = new Informer<V1ConfigMap>(this.#kc, {
+      what: `ConfigMaps ${ROOT_CERT_CONFIGMAP}`,
+      path: '/api/v1/configmaps',
+      list: () => core.listConfigMapForAllNamespaces({ fieldSelector }),
       fieldSelector,
-    );
+      logger: this.#log,
+    });
     const check = (cm: V1ConfigMap): void => {
       const ns = cm.metadata?.namespace;
       if (ns && this.#publisher && !this.#publisher.isCurrent(cm)) this.#publisher.enqueue(ns);
@@ -237,9 +236,9 @@ export class Controller {
       const ns = cm.metadata?.namespace;
       if (ns && this.#watch.state.namespaces.has(ns)) this.#publisher?.enqueue(ns);
     });
-    informer.on('error', () => setTimeout(() => void informer.start().catch(() => undefined), 1000).unref());
     this.#configMaps = informer;
-    void informer.start().catch((err: unknown) => this.#log.warn({ err: describeError(err) }, 'cannot watch root-cert ConfigMaps'));
+    // Not awaited: the publisher writes every namespace on becoming leader anyway; this only notices later edits.
+    void informer.start();
   }
 
   async #startHttp(): Promise<void> {

@@ -14,9 +14,8 @@
  *              all labels and annotations) keeps the agent's own ambient.istio.io/redirection writes from
  *              echoing back as changes. Nothing is reported until an informer has finished its first list; the
  *              agent re-checks all its pods after start() anyway.
- *   errors     the client's ListWatch stops on an error (a failed list, a watch that could not connect); it is
- *              restarted here with backoff (1 s doubling to 30 s), relisting when the server says the resource
- *              version is too old (410).
+ *   errors     the informers (lib/kube/informer.ts) retry failed lists and watches with client-go's backoff,
+ *              and relist when the server says the resource version is too old (410).
  *
  * KubernetesEnrollment takes a KubeConfig, so tests can point it at any API server; kubeConfigFromEnv() is how
  * the agent gets one (KUBECONFIG, else the in-cluster service account).
@@ -25,19 +24,9 @@
  * the pods/status subresource, which may change metadata and needs less privilege than patching pods. RBAC
  * Forbidden is logged once and otherwise ignored (the annotation is informational); 404 (pod gone) is ignored.
  */
-import {
-  CoreV1Api,
-  KubeConfig,
-  ListWatch,
-  PatchStrategy,
-  Watch,
-  setHeaderOptions,
-  type KubernetesListObject,
-  type KubernetesObject,
-  type V1Namespace,
-  type V1Pod,
-} from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, PatchStrategy, setHeaderOptions, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { describeError } from '../../lib/errors.js';
+import { Informer } from '../../lib/kube/informer.js';
 import { httpStatusOf } from '../../lib/kube/rest.js';
 import { componentLogger, type Logger } from '../../lib/telemetry/logger.js';
 import type { AgentConfig } from './config.js';
@@ -63,105 +52,9 @@ export interface KubernetesEnrollmentOptions extends EnrollmentRuleOptions {
   logger?: Logger;
   /** How long start() waits for the first list of namespaces and pods; default 60 s, then it rejects. */
   syncTimeoutMs?: number;
-  /** Informer restart backoff after an error; default 1 s doubling to 30 s. */
+  /** Informer retry backoff after an error (tests shorten it); default lib/kube/informer.ts INFORMER_BACKOFF. */
   retryInitialMs?: number;
   retryMaxMs?: number;
-}
-
-/** One ListWatch that restarts itself after errors and knows whether it has completed a list. */
-class Informer<T extends KubernetesObject> {
-  readonly cache: ListWatch<T>;
-  readonly #what: string;
-  readonly #log: Logger;
-  readonly #retryInitial: number;
-  readonly #retryMax: number;
-  #delay: number;
-  #timer: NodeJS.Timeout | undefined;
-  #failures = 0;
-  #loggedFailure = false;
-  #stopped = false;
-  #synced = false;
-  readonly #firstSync: Promise<void>;
-  #resolveFirstSync: () => void = () => undefined;
-
-  constructor(
-    kc: KubeConfig,
-    what: string,
-    path: string,
-    list: () => Promise<KubernetesListObject<T>>,
-    fieldSelector: string | undefined,
-    log: Logger,
-    retry: { initialMs: number; maxMs: number },
-  ) {
-    this.#what = what;
-    this.#log = log;
-    this.#retryInitial = retry.initialMs;
-    this.#retryMax = retry.maxMs;
-    this.#delay = retry.initialMs;
-    this.cache = new ListWatch<T>(path, new Watch(kc), list, false, undefined, fieldSelector);
-    this.cache.on('error', (err: unknown) => this.#failed(err));
-    this.#firstSync = new Promise<void>((resolve) => {
-      this.#resolveFirstSync = resolve;
-    });
-  }
-
-  get synced(): boolean {
-    return this.#synced;
-  }
-
-  /** Resolves at the first complete list (retrying errors meanwhile); never rejects. */
-  start(): Promise<void> {
-    void this.#attempt();
-    return this.#firstSync;
-  }
-
-  async #attempt(): Promise<void> {
-    if (this.#stopped) return;
-    const failuresBefore = this.#failures;
-    try {
-      // Resolves once listed and the watch is connected; list or watch errors arrive through 'error' first.
-      await this.cache.start();
-    } catch (err) {
-      this.#failed(err);
-      return;
-    }
-    if (this.#stopped) {
-      // ListWatch checks "stopped" only before it lists: a stop() during the list would leave a watch running.
-      await this.cache.stop();
-      return;
-    }
-    if (this.#failures !== failuresBefore) return;
-    if (this.#loggedFailure) this.#log.info({ informer: this.#what }, 'watching again');
-    this.#loggedFailure = false;
-    this.#delay = this.#retryInitial;
-    this.#synced = true;
-    this.#resolveFirstSync();
-  }
-
-  #failed(err: unknown): void {
-    this.#failures++;
-    if (this.#stopped) return;
-    // One warning per outage, not one per retry.
-    if (!this.#loggedFailure) {
-      this.#log.warn(
-        { informer: this.#what, status: httpStatusOf(err), err: describeError(err) },
-        'list/watch failed; retrying with backoff',
-      );
-      this.#loggedFailure = true;
-    }
-    if (this.#timer !== undefined) return;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#attempt();
-    }, this.#delay);
-    this.#delay = Math.min(this.#delay * 2, this.#retryMax);
-  }
-
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.cache.stop();
-  }
 }
 
 /** What of a pod the rule reads: a change here may change the decision. */
@@ -200,26 +93,26 @@ export class KubernetesEnrollment implements EnrollmentSource {
     this.#rules = { excludedNamespaces: opts.excludedNamespaces, systemNamespace: opts.systemNamespace };
     this.#syncTimeoutMs = opts.syncTimeoutMs ?? 60_000;
     this.#core = opts.kubeConfig.makeApiClient(CoreV1Api);
-    const retry = { initialMs: opts.retryInitialMs ?? 1000, maxMs: opts.retryMaxMs ?? 30_000 };
+    const backoff = {
+      ...(opts.retryInitialMs !== undefined ? { initialMs: opts.retryInitialMs } : {}),
+      ...(opts.retryMaxMs !== undefined ? { maxMs: opts.retryMaxMs } : {}),
+    };
     const fieldSelector = `spec.nodeName=${opts.nodeName}`;
-    this.#namespaces = new Informer<V1Namespace>(
-      opts.kubeConfig,
-      'namespaces',
-      '/api/v1/namespaces',
-      () => this.#core.listNamespace(),
-      undefined,
-      this.#log,
-      retry,
-    );
-    this.#pods = new Informer<V1Pod>(
-      opts.kubeConfig,
-      `pods on node ${opts.nodeName}`,
-      '/api/v1/pods',
-      () => this.#core.listPodForAllNamespaces({ fieldSelector }),
+    this.#namespaces = new Informer<V1Namespace>(opts.kubeConfig, {
+      what: 'namespaces',
+      path: '/api/v1/namespaces',
+      list: () => this.#core.listNamespace(),
+      logger: this.#log,
+      backoff,
+    });
+    this.#pods = new Informer<V1Pod>(opts.kubeConfig, {
+      what: `pods on node ${opts.nodeName}`,
+      path: '/api/v1/pods',
+      list: () => this.#core.listPodForAllNamespaces({ fieldSelector }),
       fieldSelector,
-      this.#log,
-      retry,
-    );
+      logger: this.#log,
+      backoff,
+    });
 
     const nsSeen = (ns: V1Namespace): void => {
       const name = ns.metadata?.name ?? '';
@@ -229,9 +122,9 @@ export class KubernetesEnrollment implements EnrollmentSource {
       // New namespaces too: the watches are independent, so a pod may have been decided from a GET of it.
       if (before !== print) this.#emit({ namespace: name }, this.#namespaces.synced);
     };
-    this.#namespaces.cache.on('add', nsSeen);
-    this.#namespaces.cache.on('update', nsSeen);
-    this.#namespaces.cache.on('delete', (ns: V1Namespace) => {
+    this.#namespaces.on('add', nsSeen);
+    this.#namespaces.on('update', nsSeen);
+    this.#namespaces.on('delete', (ns: V1Namespace) => {
       const name = ns.metadata?.name ?? '';
       if (this.#nsPrints.delete(name)) this.#emit({ namespace: name }, this.#namespaces.synced);
     });
@@ -245,9 +138,9 @@ export class KubernetesEnrollment implements EnrollmentSource {
       // delivered the pod, and the pod may have changed in between.
       if (before !== print) this.#emit({ pod: podRef(p) }, this.#pods.synced);
     };
-    this.#pods.cache.on('add', podSeen);
-    this.#pods.cache.on('update', podSeen);
-    this.#pods.cache.on('delete', (p: V1Pod) => {
+    this.#pods.on('add', podSeen);
+    this.#pods.on('update', podSeen);
+    this.#pods.on('delete', (p: V1Pod) => {
       const key = `${p.metadata?.namespace ?? ''}/${p.metadata?.name ?? ''}`;
       if (this.#podPrints.delete(key)) this.#emit({ pod: podRef(p) }, this.#pods.synced);
     });
@@ -305,7 +198,7 @@ export class KubernetesEnrollment implements EnrollmentSource {
 
   async decide(ref: EnrollmentPodRef): Promise<EnrollmentDecision> {
     const label = `${ref.namespace}/${ref.name}`;
-    let pod = this.#pods.cache.get(ref.name, ref.namespace);
+    let pod = this.#pods.get(ref.name, ref.namespace);
     if (pod === undefined || (ref.uid !== '' && pod.metadata?.uid !== ref.uid)) {
       pod = await this.#get('pod', label, () => this.#core.readNamespacedPod({ name: ref.name, namespace: ref.namespace }));
     }
@@ -314,7 +207,7 @@ export class KubernetesEnrollment implements EnrollmentSource {
       return { enrolled: false, reason: `pod ${label} now has uid ${pod.metadata?.uid ?? '?'} (replaced)`, serviceAccount: undefined };
     }
     const ns =
-      this.#namespaces.cache.get(ref.namespace) ??
+      this.#namespaces.get(ref.namespace) ??
       (await this.#get('namespace', ref.namespace, () => this.#core.readNamespace({ name: ref.namespace })));
     return podRedirectionEnabled(pod, ns, this.#rules);
   }

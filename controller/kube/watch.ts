@@ -1,6 +1,6 @@
 /**
- * The controller's view of the cluster: one informer per kind (list, then watch, restarted with backoff when a
- * watch fails), every object converted at the edge into a readonly record (controller/kube/records.ts). An
+ * The controller's view of the cluster: one informer per kind (lib/kube/informer.ts: list, then watch, failures
+ * retried with backoff), every object converted at the edge into a readonly record (controller/kube/records.ts). An
  * object that does not convert is skipped, logged once with its name and reason, and kept in `rejections` for
  * the debug endpoint: it never reaches the model and never crashes the controller.
  */
@@ -8,13 +8,12 @@ import {
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
-  ListWatch,
-  Watch,
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
+import { Informer } from '../../lib/kube/informer.js';
 import { perKind, type ClusterState } from '../model/snapshot.js';
 import {
   authorizationPolicyRecord,
@@ -46,25 +45,22 @@ interface KindSpec {
   readonly clusterScoped: boolean;
 }
 
-const RESTART_INITIAL_MS = 500;
-const RESTART_MAX_MS = 30_000;
-
 export class ClusterWatch {
   readonly #maps: { [K in Kind]: Map<string, unknown> } = perKind(() => new Map());
   readonly #frozen: { [K in Kind]: ReadonlyMap<string, unknown> } = perKind(() => new Map());
   readonly #dirty = new Set<Kind>();
   readonly #rejections = new Map<string, KubeRejection>();
   readonly #listeners = new Set<(e: WatchEvent) => void>();
-  readonly #informers: ListWatch<KubernetesObject>[] = [];
+  readonly #informers: Informer<KubernetesObject>[] = [];
   readonly #specs: KindSpec[];
   readonly #log: Logger;
-  readonly #watch: Watch;
   #synced = false;
-  #stopped = false;
+
+  readonly #kc: KubeConfig;
 
   constructor(kc: KubeConfig, log: Logger) {
     this.#log = log;
-    this.#watch = new Watch(kc);
+    this.#kc = kc;
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
@@ -139,7 +135,7 @@ export class ClusterWatch {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Lists every kind and starts watching; resolves when all initial lists are in. */
+  /** Lists every kind and starts watching; resolves when all initial lists are in (failed lists are retried). */
   async start(): Promise<void> {
     await Promise.all(this.#specs.map((spec) => this.#startInformer(spec)));
     this.#synced = true;
@@ -147,12 +143,11 @@ export class ClusterWatch {
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
     await Promise.all(this.#informers.map((i) => i.stop().catch(() => undefined)));
   }
 
   async #startInformer(spec: KindSpec): Promise<void> {
-    const informer = new ListWatch<KubernetesObject>(spec.path, this.#watch, spec.list, false);
+    const informer = new Informer<KubernetesObject>(this.#kc, { what: spec.kind, path: spec.path, list: spec.list, logger: this.#log });
     this.#informers.push(informer);
     const key = (o: KubernetesObject): string =>
       spec.clusterScoped ? (o.metadata?.name ?? '') : `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
@@ -185,22 +180,6 @@ export class ClusterWatch {
       const k = key(o);
       this.#rejections.delete(`${spec.kind}:${k}`);
       if (this.#maps[spec.kind].delete(k)) this.#emit({ kind: spec.kind, type: 'delete', key: k });
-    });
-    let delay = RESTART_INITIAL_MS;
-    informer.on('error', (err: unknown) => {
-      if (this.#stopped) return;
-      this.#log.warn(
-        { kind: spec.kind, err: err instanceof Error ? err.message : String(err), retryInMs: delay },
-        'watch failed; restarting',
-      );
-      setTimeout(() => {
-        if (this.#stopped) return;
-        informer.start().then(
-          () => (delay = RESTART_INITIAL_MS),
-          () => undefined, // reported through 'error' again
-        );
-      }, delay).unref();
-      delay = Math.min(delay * 2, RESTART_MAX_MS);
     });
     await informer.start();
   }

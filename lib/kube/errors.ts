@@ -11,6 +11,8 @@ export const KubeErrorCode = {
   NO_CLUSTER: 'KUBE_NO_CLUSTER',
   /** The API server did not answer in time. */
   TIMEOUT: 'KUBE_REQUEST_TIMEOUT',
+  /** A list or watch failed; logged once per outage while the informer retries (lib/kube/informer.ts). */
+  WATCH_FAILED: 'KUBE_WATCH_FAILED',
 } as const;
 export type KubeErrorCode = (typeof KubeErrorCode)[keyof typeof KubeErrorCode];
 
