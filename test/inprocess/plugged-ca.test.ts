@@ -38,6 +38,7 @@ import { connectToTarget, startHboneServer } from '../../testbed/fixtures/hbone.
 import { captureLogger } from '../../testbed/fixtures/log.js';
 import { type EchoServer, readAll, startEchoServer } from '../../testbed/fixtures/net.js';
 import { ids } from '../../testbed/fixtures/pki.js';
+import { childEnv } from '../../testbed/env.js';
 
 const TD = 'cluster.local';
 const ZTUNNEL = join(process.cwd(), 'dist', 'ztunnel', 'main.js');
@@ -197,8 +198,7 @@ async function ztunnelOn(dir: string): Promise<{ ready: boolean; exit: Promise<E
   await writeFile(config, `trustDomain: ${TD}\n`);
   let output = '';
   const child = spawn(process.execPath, [ZTUNNEL], {
-    env: {
-      ...process.env,
+    env: childEnv({
       LOG_LEVEL: 'info',
       FAKE_CA: 'true',
       FAKE_CA_DIR: dir,
@@ -208,7 +208,7 @@ async function ztunnelOn(dir: string): Promise<{ ready: boolean; exit: Promise<E
       ZTUNNEL_ADMIN_ADDRESS: `127.0.0.1:${admin}`,
       ZTUNNEL_READINESS_ADDRESS: `127.0.0.1:${await freePort()}`,
       ZTUNNEL_STATS_ADDRESS: `127.0.0.1:${await freePort()}`,
-    },
+    }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
