@@ -23,7 +23,6 @@ import { HboneServer, type HboneInboundDecision, type HboneInboundRequest } from
 import { spliceTunnel, resetSocket } from '../../lib/hbone/tunnel.js';
 import { dialUpstream } from '../../lib/hbone/upstream.js';
 import { formatSpiffeId, makeIdentity, type Identity } from '../../lib/identity/spiffe.js';
-import { createTcpListenerFd, dialFrom, getOriginalDst } from '../../lib/native/index.js';
 import type { ResponseFlag, TcpMetrics } from '../../lib/telemetry/tcp-metrics.js';
 import { ILLEGAL_PORTS, INBOUND_HBONE_PORT, INBOUND_PLAINTEXT_PORT, OUTBOUND_PORT } from '../config/ports.js';
 import type { ZtunnelSettings } from '../config/settings.js';
@@ -35,6 +34,7 @@ import type { WorkloadStore } from '../state/store.js';
 import { type ConnectionRecord, logConnection, trafficLabels } from '../telemetry/connection.js';
 import { ConnectionTracker, type TrackedConnection } from './connections.js';
 import { copyBidirectional } from './copy.js';
+import { inPodSockets, type ListenTarget, type PodSockets } from './sockets.js';
 import { identityOf, resolveInbound, routeOutbound } from './route.js';
 
 /** How long a new pod waits for its workload to appear in the state before using the node agent's info (ztunnel: 5 s). */
@@ -46,6 +46,8 @@ export interface ProxyContext {
   readonly certificates: WorkerCertificates;
   readonly metrics: TcpMetrics;
   readonly logger: Logger;
+  /** How a pod's sockets are made; default: inside its network namespace (tests inject loopback sockets). */
+  readonly sockets?: (pod: PodInfo, netnsFd: number) => PodSockets;
 }
 
 function addr(ip: string | undefined, port: number | undefined): string {
@@ -79,7 +81,7 @@ export class PodProxy {
   /** The pod's identity: from its workload in the state (as ztunnel does), else from the node agent's info. */
   identity: Identity;
   readonly #pod: PodInfo;
-  readonly #netnsFd: number;
+  readonly #sockets: PodSockets;
   readonly #ctx: ProxyContext;
   readonly #log: Logger;
   readonly #pool: HbonePool;
@@ -88,20 +90,24 @@ export class PodProxy {
   #hbone: HboneServer | undefined;
   #unsubscribeRenewal: (() => void) | undefined;
   #state: 'Pending' | 'Up' = 'Pending';
+  #markServing: () => void = () => {};
+  /** Resolves once inbound HBONE is served (the pod is Up). */
+  readonly serving = new Promise<void>((resolve) => {
+    this.#markServing = resolve;
+  });
   #stopped = false;
 
   constructor(pod: PodInfo, netnsFd: number, ctx: ProxyContext) {
     this.#pod = pod;
-    this.#netnsFd = netnsFd;
+    this.#sockets = ctx.sockets ? ctx.sockets(pod, netnsFd) : inPodSockets(netnsFd, ctx.settings.packetMark);
     this.#ctx = ctx;
     this.#log = ctx.logger.child({ pod: `${pod.namespace}/${pod.name}`, uid: pod.uid });
     this.identity = this.#resolveIdentity();
-    const mark = ctx.settings.packetMark;
     this.#pool = new HbonePool({
       config: ctx.settings.hbone,
       logger: this.#log,
       // HBONE leaves from inside the pod, marked so that the pod's REDIRECT rules skip it.
-      socketFactory: (d) => dialFrom({ netnsFd, mark, host: d.address, port: d.port, family: d.address.includes(':') ? 6 : 4 }),
+      socketFactory: (d) => this.#sockets.dialOut(d.address, d.port),
     });
   }
 
@@ -157,9 +163,7 @@ export class PodProxy {
    * then the pod is Pending and connections wait in the listen backlog.
    */
   async start(): Promise<void> {
-    const mark = this.#ctx.settings.packetMark;
-    const listen = (port: number): number =>
-      createTcpListenerFd({ netnsFd: this.#netnsFd, address: '0.0.0.0', port, mark, reuseAddr: true });
+    const listen = (port: number): ListenTarget => this.#sockets.listen(port).target;
     const outboundFd = listen(OUTBOUND_PORT);
     const plainFd = listen(INBOUND_PLAINTEXT_PORT);
     const hboneFd = listen(INBOUND_HBONE_PORT);
@@ -171,14 +175,14 @@ export class PodProxy {
       [plain, plainFd],
     ] as const) {
       server.on('error', (err) => this.#log.error({ err: describeError(err) }, 'listener error'));
-      await new Promise<void>((resolve) => server.listen({ fd }, resolve));
+      await new Promise<void>((resolve) => server.listen(fd, resolve));
       this.#servers.push(server);
     }
     void this.#serveHbone(hboneFd);
   }
 
   /** Certificate first (retried with backoff while the CA cannot help), then the HBONE server on the bound fd. */
-  async #serveHbone(hboneFd: number): Promise<void> {
+  async #serveHbone(hboneFd: ListenTarget): Promise<void> {
     // As ztunnel: the pod's identity comes from its workload, which may arrive just after the pod (wait a bit).
     await this.#awaitOwnWorkload(LOCAL_WORKLOAD_WAIT_MS);
     let delay = 500;
@@ -204,8 +208,9 @@ export class PodProxy {
       onReject: (code, status) => this.#log.debug({ code, status }, 'inbound HBONE refused'),
     });
     this.#subscribeRenewals();
-    await this.#hbone.listen({ fd: hboneFd });
+    await this.#hbone.listen(hboneFd);
     this.#state = 'Up';
+    this.#markServing();
     this.#log.info({ identity: this.identity }, 'pod proxy up: listening on 15001, 15006, 15008 in the pod network namespace');
   }
 
@@ -266,14 +271,7 @@ export class PodProxy {
     const { settings } = this.#ctx;
     return (host: string, port: number): Socket => {
       const spoof = settings.enableOrigSrc && clientIp !== '' && clientIp !== host;
-      return dialFrom({
-        netnsFd: this.#netnsFd,
-        mark: settings.packetMark,
-        host,
-        port,
-        family: host.includes(':') ? 6 : 4,
-        ...(spoof ? { transparent: true, bindAddress: clientIp } : {}),
-      });
+      return this.#sockets.dialApp(host, port, spoof ? clientIp : undefined);
     };
   }
 
@@ -310,7 +308,7 @@ export class PodProxy {
     client.on('error', () => {});
     let dst: { address: string; port: number };
     try {
-      dst = getOriginalDst(client);
+      dst = this.#sockets.originalDst(client);
     } catch (err) {
       this.#log.warn({ err: describeError(err) }, 'outbound connection without an original destination; closing');
       client.destroy();
@@ -400,8 +398,7 @@ export class PodProxy {
     try {
       upstream = await dialUpstream(route.address, route.port, {
         timeoutMs: settings.connectTimeoutMs,
-        socketFactory: (host, port) =>
-          dialFrom({ netnsFd: this.#netnsFd, mark: settings.packetMark, host, port, family: host.includes(':') ? 6 : 4 }),
+        socketFactory: (host, port) => this.#sockets.dialOut(host, port),
       });
     } catch (err) {
       this.#fail(rec, 'CONNECT', describeError(err));
@@ -486,7 +483,7 @@ export class PodProxy {
     client.on('error', () => {});
     let dst: { address: string; port: number };
     try {
-      dst = getOriginalDst(client);
+      dst = this.#sockets.originalDst(client);
     } catch {
       client.destroy();
       return;
