@@ -28,39 +28,60 @@ export function resetSocket(socket: Socket): void {
   else socket.resetAndDestroy();
 }
 
+const NOTHING = Buffer.alloc(0);
+
+/**
+ * Resets a stream from our side with `code` and releases it.
+ * - Node's close() first ends the writable side, and its RST_STREAM waits for pending output: with nothing
+ *   pending, that output is an END_STREAM, which the peer would read as a clean FIN before the reset (and a FIN
+ *   already forwarded to a TCP socket cannot be turned into a reset any more). An empty write still pending
+ *   keeps the END_STREAM back, so the peer sees the RST_STREAM alone.
+ * - Node keeps a stream closed with NO_ERROR (or half-closed by the peer) until its readable side is consumed;
+ *   with the socket it was piped into gone nothing consumes it, and it would never emit 'close'. Destroying it
+ *   releases it at once.
+ */
+export function resetStream(stream: Http2Stream, code: number = constants.NGHTTP2_CONNECT_ERROR): void {
+  if (stream.destroyed) return;
+  if (!stream.closed) {
+    if (!stream.writableEnded) stream.write(NOTHING);
+    stream.close(code);
+  }
+  stream.destroy();
+}
+
+/**
+ * Resolves once both sides are closed. Either side may already be closed when this is called, with its 'close'
+ * event in the past: that is checked here, not waited for.
+ */
 export function spliceTunnel(socket: Socket, stream: Http2Stream): Promise<TunnelResult> {
   return new Promise((resolve) => {
     let error: Error | undefined;
     let reset = false;
-    let socketClosed = socket.destroyed;
-    let streamClosed = stream.closed || stream.destroyed;
+    let socketDone = false;
+    let streamDone = false;
     // Half-close must survive: a FIN from one side must not end our writes towards it.
     socket.allowHalfOpen = true;
 
     const finish = (): void => {
-      if (!socketClosed || !streamClosed) return;
+      if (!socketDone || !streamDone) return;
       resolve({ bytesFromSocket: socket.bytesRead, bytesToSocket: socket.bytesWritten, reset, error });
     };
 
-    socket.on('error', (err) => {
-      error ??= err;
-    });
-    stream.on('error', (err) => {
-      error ??= err;
-    });
-
-    socket.on('close', () => {
-      socketClosed = true;
+    const onSocketClosed = (): void => {
+      if (socketDone) return;
+      socketDone = true;
+      // Clean = our FIN went out after the stream ended, and the peer's FIN came in: the stream ends by itself.
       const clean = socket.readableEnded && socket.writableFinished;
-      if (!clean && !stream.closed && !stream.destroyed) {
+      if (!clean && !stream.destroyed) {
         reset = true;
-        stream.close(constants.NGHTTP2_CONNECT_ERROR);
+        resetStream(stream);
       }
       finish();
-    });
+    };
 
-    stream.on('close', () => {
-      streamClosed = true;
+    const onStreamClosed = (): void => {
+      if (streamDone) return;
+      streamDone = true;
       const rst = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
       if (!socket.destroyed) {
         if (rst !== constants.NGHTTP2_NO_ERROR) {
@@ -74,24 +95,36 @@ export function spliceTunnel(socket: Socket, stream: Http2Stream): Promise<Tunne
         }
       }
       finish();
-    });
+    };
 
-    if (streamClosed) {
-      // The client went away before the tunnel started: nothing will ever read or write the socket.
-      socket.destroy();
+    socket.on('error', (err) => {
+      error ??= err;
+    });
+    stream.on('error', (err) => {
+      error ??= err;
+    });
+    socket.once('close', onSocketClosed);
+    stream.once('close', onStreamClosed);
+
+    if (stream.destroyed) {
+      // The peer went away before the tunnel started: nothing will ever read or write the socket.
       reset = true;
-      socketClosed = true;
-      finish();
+      resetSocket(socket);
+      onStreamClosed();
+      if (socket.destroyed) onSocketClosed();
+      return;
+    }
+    if (socket.destroyed) {
+      onSocketClosed();
       return;
     }
     socket.pipe(stream);
     stream.pipe(socket);
-    if (socketClosed) finish();
   });
 }
 
 /** Tears a tunnel down from outside (policy change, drain deadline): both sides reset. */
 export function abortTunnel(socket: Socket, stream: Http2Stream): void {
-  if (!stream.closed && !stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+  resetStream(stream, constants.NGHTTP2_CANCEL);
   resetSocket(socket);
 }

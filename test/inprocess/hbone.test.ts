@@ -396,9 +396,16 @@ describe('HBONE resets', () => {
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     const { stream } = await tunnelTo((app.address() as { port: number }).port);
     stream.on('error', () => {});
+    let ended = false;
+    stream.on('end', () => {
+      ended = true;
+    });
+    stream.resume();
     stream.write('trigger');
     await once(stream, 'close');
     assert.notEqual(stream.rstCode, constants.NGHTTP2_NO_ERROR, 'the client must see RST_STREAM, not END_STREAM');
+    // An END_STREAM before the reset would reach the client's TCP socket as a FIN, and a FIN cannot be taken back.
+    assert.equal(ended, false, 'no END_STREAM before the RST_STREAM');
     app.close();
   });
 

@@ -1,6 +1,7 @@
 /**
  * Joins two TCP sockets (passthrough, plaintext inbound): bytes both ways, FIN forwarded per direction
- * (half-close kept), an error or abort on one side resets the other.
+ * (half-close kept), an error or abort on one side resets the other. Either socket may already be closed when
+ * this is called (its 'close' in the past); that is checked, not waited for.
  */
 import type { Socket } from 'node:net';
 import { resetSocket } from '../../lib/hbone/tunnel.js';
@@ -18,21 +19,30 @@ export function copyBidirectional(client: Socket, upstream: Socket): Promise<Cop
   return new Promise((resolve) => {
     let error: Error | undefined;
     let reset = false;
-    let open = 2;
+    const done = new Set<Socket>();
     client.allowHalfOpen = true;
     upstream.allowHalfOpen = true;
-    const onClose = (self: Socket, other: Socket) => () => {
+    const onClose = (self: Socket, other: Socket) => (): void => {
+      if (done.has(self)) return;
+      done.add(self);
       const clean = self.readableEnded && self.writableFinished;
       if (!clean && !other.destroyed) {
         reset = true;
         resetSocket(other);
       }
-      if (--open === 0) resolve({ fromClient: client.bytesRead, toClient: client.bytesWritten, reset, error });
+      if (done.size === 2) resolve({ fromClient: client.bytesRead, toClient: client.bytesWritten, reset, error });
     };
+    const clientClosed = onClose(client, upstream);
+    const upstreamClosed = onClose(upstream, client);
     client.on('error', (e) => (error ??= e));
     upstream.on('error', (e) => (error ??= e));
-    client.once('close', onClose(client, upstream));
-    upstream.once('close', onClose(upstream, client));
+    client.once('close', clientClosed);
+    upstream.once('close', upstreamClosed);
+    if (client.destroyed || upstream.destroyed) {
+      if (client.destroyed) clientClosed();
+      if (upstream.destroyed) upstreamClosed();
+      return;
+    }
     client.pipe(upstream);
     upstream.pipe(client);
   });
