@@ -2,16 +2,22 @@ import { MeshError } from '../errors.js';
 
 /** HBONE failures, by stage. The server-side ones map to the response status in server.ts. */
 export const HboneErrorCode = {
-  /** TCP connect to <ip>:15008 failed or timed out. */
+  /** TCP connect to <ip>:15008 failed (refused, unreachable, reset). */
   CONNECT_FAILED: 'HBONE_CONNECT_FAILED',
+  /** TCP connect + TLS to <ip>:15008 got no answer in time: often a NetworkPolicy dropping port 15008. */
+  CONNECT_TIMEOUT: 'HBONE_CONNECT_TIMEOUT',
   /** TLS handshake failed (untrusted, expired, wrong version, not h2). */
   TLS_FAILED: 'HBONE_TLS_FAILED',
   /** The server's certificate does not carry any expected identity. */
   IDENTITY_MISMATCH: 'HBONE_IDENTITY_MISMATCH',
   /** The HTTP/2 session failed or went away. */
   SESSION_FAILED: 'HBONE_SESSION_FAILED',
-  /** The CONNECT was answered with a status other than 200. */
+  /** The CONNECT was answered with a status other than 200 and 401. */
   HTTP_STATUS: 'HBONE_HTTP_STATUS',
+  /** The CONNECT was answered 401: the destination's authorization policy refused our identity. */
+  UNAUTHORIZED: 'HBONE_UNAUTHORIZED',
+  /** The caller gave up before the CONNECT was answered (its client went away, or it is draining). */
+  CANCELLED: 'HBONE_CANCELLED',
   /** No response to CONNECT in time. */
   RESPONSE_TIMEOUT: 'HBONE_RESPONSE_TIMEOUT',
   /** Server side: request was not CONNECT (400). */

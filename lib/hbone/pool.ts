@@ -42,6 +42,8 @@ export interface HboneConnectRequest extends HboneDestination {
   readonly forwarded?: string;
   /** Generated when absent. */
   readonly traceparent?: string;
+  /** Aborting gives up the tunnel: a CONNECT not yet answered is cancelled (RST_STREAM CANCEL). */
+  readonly signal?: AbortSignal;
 }
 
 export interface HboneTunnel {
@@ -121,6 +123,10 @@ interface PoolEntry {
   dialing: Promise<void> | undefined;
 }
 
+function cancelled(req: HboneConnectRequest): HboneError {
+  return new HboneError(HboneErrorCode.CANCELLED, `CONNECT ${req.authority} given up by the caller`);
+}
+
 function tlsFailure(err: unknown): HboneError {
   if (err instanceof HboneError) return err;
   if (err instanceof MeshError) return new HboneError(HboneErrorCode.TLS_FAILED, err.message, { cause: err });
@@ -151,7 +157,13 @@ export class HbonePool {
     const key = poolKey(req.certificate.identity, req);
     // One retry covers the race where a connection receives GOAWAY between selection and request.
     for (let attempt = 0; ; attempt++) {
+      // A dial is shared by every caller of the key, so a caller's abort does not cancel it; it is checked here.
+      if (req.signal?.aborted) throw cancelled(req);
       const conn = await this.#acquire(key, req);
+      if (req.signal?.aborted) {
+        conn.streamClosed();
+        throw cancelled(req);
+      }
       let stream: ClientHttp2Stream;
       try {
         stream = conn.session.request(
@@ -204,21 +216,30 @@ export class HbonePool {
           ),
         );
       }, this.#config.responseTimeoutMs);
-      const fail = (err: HboneError): void => {
+      const done = (): void => {
         clearTimeout(timer);
         stream.off('response', onResponse);
+        stream.off('close', onEarlyClose);
+        req.signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (err: HboneError): void => {
+        done();
         reject(err);
       };
       const onResponse = (headers: IncomingHttpHeaders): void => {
-        clearTimeout(timer);
-        stream.off('close', onEarlyClose);
+        done();
         const status = Number(headers[':status']);
         if (status === 200) {
           resolve({ stream, responseHeaders: headers });
           return;
         }
         stream.close(constants.NGHTTP2_CANCEL);
-        reject(new HboneError(HboneErrorCode.HTTP_STATUS, `CONNECT ${req.authority} answered ${status}`, { status }));
+        const message = `CONNECT ${req.authority} answered ${status}`;
+        reject(new HboneError(status === 401 ? HboneErrorCode.UNAUTHORIZED : HboneErrorCode.HTTP_STATUS, message, { status }));
+      };
+      const onAbort = (): void => {
+        stream.close(constants.NGHTTP2_CANCEL);
+        fail(cancelled(req));
       };
       const onEarlyClose = (): void => {
         const rst = stream.rstCode;
@@ -228,6 +249,7 @@ export class HbonePool {
       stream.on('error', () => {});
       stream.once('response', onResponse);
       stream.once('close', onEarlyClose);
+      req.signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -294,9 +316,10 @@ export class HbonePool {
       let session: ClientHttp2Session | undefined;
       let settled = false;
       const timer = setTimeout(() => {
+        // ztunnel src/proxy.rs MaybeHBONENetworkPolicyError: its own code, so the proxy can flag it NETWORK_POLICY.
         fail(
           new HboneError(
-            HboneErrorCode.CONNECT_FAILED,
+            HboneErrorCode.CONNECT_TIMEOUT,
             `connection to ${formatAuthority(req.address, req.port)} not established within ${c.connectTimeoutMs} ms; maybe a NetworkPolicy is blocking HBONE port 15008`,
           ),
         );

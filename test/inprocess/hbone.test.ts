@@ -378,7 +378,7 @@ describe('HBONE refuses', () => {
         authority: `127.0.0.1:${echo.port}`,
         certificate: clientCert,
       }),
-      HboneErrorCode.HTTP_STATUS,
+      HboneErrorCode.UNAUTHORIZED,
       401,
     );
     await denying.server.close();

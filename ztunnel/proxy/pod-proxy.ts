@@ -71,8 +71,8 @@ function baggageOf(w: Workload): string {
 function flagFor(err: unknown): ResponseFlag {
   if (err instanceof HboneError) {
     if (err.code === HboneErrorCode.TLS_FAILED || err.code === HboneErrorCode.IDENTITY_MISMATCH) return 'TLS_FAILURE';
-    if (err.code === HboneErrorCode.HTTP_STATUS && err.status === 401) return 'DENY';
-    if (err.code === HboneErrorCode.CONNECT_FAILED && /NetworkPolicy/.test(err.message)) return 'NETWORK_POLICY';
+    if (err.code === HboneErrorCode.UNAUTHORIZED) return 'DENY';
+    if (err.code === HboneErrorCode.CONNECT_TIMEOUT) return 'NETWORK_POLICY';
   }
   return 'CONNECT';
 }
