@@ -91,6 +91,50 @@ export function buildForwarded(clientIp: string, clientPort: number, host?: stri
   return host ? `for="${addr}";host=${host}` : `for="${addr}"`;
 }
 
+const MAX_FORWARDED_LENGTH = 1024;
+// RFC 7230 §3.2.6 token characters.
+const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * The `host=` parameter of a `forwarded` header (RFC 7239 §4, §5.3), from its first forwarded-element: what the
+ * client said it meant to reach (ztunnel src/proxy.rs `parse_forwarded_host`). The value may be a token or a
+ * quoted-string; parameter names are case-insensitive. Hostile input: long or malformed headers give undefined.
+ */
+export function parseForwardedHost(header: string | undefined): string | undefined {
+  if (!header || header.length > MAX_FORWARDED_LENGTH || !/^[\x20-\x7e\t]*$/.test(header)) return undefined;
+  let i = 0;
+  const n = header.length;
+  while (i < n) {
+    while (i < n && (header[i] === ' ' || header[i] === '\t' || header[i] === ';')) i++;
+    const eq = header.indexOf('=', i);
+    if (eq < 0) return undefined;
+    const name = header.slice(i, eq).trim().toLowerCase();
+    let value: string;
+    i = eq + 1;
+    if (header[i] === '"') {
+      // quoted-string (RFC 7230 §3.2.6): a backslash quotes the next character.
+      let v = '';
+      i++;
+      for (; i < n && header[i] !== '"'; i++) {
+        if (header[i] === '\\') i++;
+        v += header[i] ?? '';
+      }
+      if (i >= n) return undefined;
+      i++;
+      value = v;
+    } else {
+      const end = header.slice(i).search(/[;,]/);
+      value = (end < 0 ? header.slice(i) : header.slice(i, i + end)).trim();
+      i = end < 0 ? n : i + end;
+      if (value !== '' && !TOKEN_RE.test(value)) return undefined;
+    }
+    if (name === 'host') return value === '' ? undefined : value;
+    while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+    if (header[i] === ',') return undefined; // end of the first forwarded-element
+  }
+  return undefined;
+}
+
 /** A fresh W3C traceparent: version 00, random trace and parent ids, not sampled. */
 export function newTraceparent(): string {
   const r = randomBytes(24);
