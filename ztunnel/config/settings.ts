@@ -50,6 +50,11 @@ export interface ZtunnelSettings {
   readonly packetMark: number;
   /** ENABLE_ORIG_SRC: connect to apps from the client's IP (IP_TRANSPARENT), so apps see who called. */
   readonly enableOrigSrc: boolean;
+  /**
+   * LOCALHOST_APP_TUNNEL: send PROXY-protocol app tunnels to localhost, so such an app (a waypoint) is only
+   * reachable through ztunnel; the client travels in the PROXY header. Istio's default: true.
+   */
+  readonly localhostAppTunnel: boolean;
   readonly adminAddress: ListenAddress;
   readonly readinessAddress: ListenAddress;
   readonly statsAddress: ListenAddress;
@@ -122,6 +127,7 @@ export function loadSettings(vars: Env = process.env): ZtunnelSettings {
     inpodEnabled: env.bool('INPOD_ENABLED', true),
     packetMark: env.integer('PACKET_MARK', 1337, 1, 0xffffffff),
     enableOrigSrc: env.bool('ENABLE_ORIG_SRC', true),
+    localhostAppTunnel: env.bool('LOCALHOST_APP_TUNNEL', true),
     adminAddress: env.address('ZTUNNEL_ADMIN_ADDRESS', { host: '127.0.0.1', port: 15000 }),
     readinessAddress: env.address('ZTUNNEL_READINESS_ADDRESS', { host: '0.0.0.0', port: 15021 }),
     statsAddress: env.address('ZTUNNEL_STATS_ADDRESS', { host: '0.0.0.0', port: 15020 }),
