@@ -8,6 +8,10 @@ import { createServer, type Socket } from 'node:net';
 import type { CertificateProvider } from '../../lib/identity/cert-manager.js';
 import { LocalCaProvider } from '../../lib/identity/local-ca-provider.js';
 import { formatSpiffeId, type Identity } from '../../lib/identity/spiffe.js';
+import { NativeError, NativeErrorCode } from '../../lib/native/index.js';
+import { INBOUND_PLAINTEXT_PORT, OUTBOUND_PORT } from '../../ztunnel/config/ports.js';
+import { PodProxy } from '../../ztunnel/proxy/pod-proxy.js';
+import type { PodSockets } from '../../ztunnel/proxy/sockets.js';
 import { DataPathMesh, type MeshPod } from '../../testbed/fixtures/datapath.js';
 import { closeOf, exchange, once } from '../../testbed/fixtures/net.js';
 import { eventually } from '../../testbed/fixtures/wait.js';
@@ -66,6 +70,29 @@ describe('drain', () => {
     await stopped;
     assert.equal(server.proxy.dump().connections.inbound.length, 0);
     assert.doesNotMatch(String(node.accessLog('inbound').at(-1)?.error), /PROXY_DRAINED/);
+  });
+});
+
+describe('start', () => {
+  test('a start that fails half-way frees the listening sockets it had reserved', async () => {
+    const mesh = await newMesh();
+    const node = mesh.addNode('node-1');
+    const ip = mesh.allocateIp();
+    const loopback = mesh.network.podSockets(ip);
+    const released: number[] = [];
+    const sockets: PodSockets = {
+      ...loopback,
+      listen: (port) => {
+        if (port === INBOUND_PLAINTEXT_PORT) throw new NativeError(NativeErrorCode.LISTEN_FAILED, 'port taken (test)');
+        const l = loopback.listen(port);
+        return { target: l.target, release: () => released.push(port) };
+      },
+    };
+    const info = { uid: 'uid-half', name: 'half', namespace: 'default', serviceAccount: 'default', netns: { device: 0, inode: 1 } };
+    const proxy = new PodProxy(info, -1, { ...node.context, sockets: () => sockets });
+    await assert.rejects(proxy.start(), /port taken/);
+    await proxy.stop(0); // what the worker's pod registry does after a failed start
+    assert.deepEqual(released, [OUTBOUND_PORT]);
   });
 });
 

@@ -48,6 +48,8 @@ export class PodProxy {
   readonly #inputs: ProxyInputs;
   readonly #servers: Server[] = [];
   #hboneListener: PodListener | undefined;
+  /** Listening sockets reserved but not yet handed to a server: stop() frees them (a start that failed half-way). */
+  readonly #unserved = new Set<PodListener>();
   #hbone: HboneServer | undefined;
   /** True once the identity is settled (the own workload arrived or the wait ended): certificates are asked for. */
   #identityChosen = false;
@@ -87,9 +89,9 @@ export class PodProxy {
    * then the pod is Pending and connections wait in the listen backlog.
    */
   async start(): Promise<void> {
-    const outboundListener = this.#sockets.listen(OUTBOUND_PORT);
-    const plaintextListener = this.#sockets.listen(INBOUND_PLAINTEXT_PORT);
-    this.#hboneListener = this.#sockets.listen(INBOUND_HBONE_PORT);
+    const outboundListener = this.#reserve(OUTBOUND_PORT);
+    const plaintextListener = this.#reserve(INBOUND_PLAINTEXT_PORT);
+    this.#hboneListener = this.#reserve(INBOUND_HBONE_PORT);
     const outbound = new Outbound(this.#inputs, this.#pool);
     const passthrough = new InboundPassthrough(this.#inputs);
     // Paused: nothing is read from a client before its upstream is there.
@@ -101,6 +103,7 @@ export class PodProxy {
       const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, handle);
       server.on('error', (err) => this.#log.error({ err: describeError(err) }, 'listener error'));
       this.#servers.push(server);
+      this.#unserved.delete(listener);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(listener.target, () => {
@@ -110,6 +113,12 @@ export class PodProxy {
       });
     }
     void this.#chooseIdentity();
+  }
+
+  #reserve(port: number): PodListener {
+    const listener = this.#sockets.listen(port);
+    this.#unserved.add(listener);
+    return listener;
   }
 
   /** As ztunnel: the pod's identity comes from its workload, which may arrive just after the pod (wait a bit). */
@@ -157,6 +166,7 @@ export class PodProxy {
       onReject: (code, status) => this.#log.debug({ code, status }, 'inbound HBONE refused'),
     });
     this.#hbone = hbone;
+    this.#unserved.delete(listener);
     hbone.listen(listener.target).then(
       () => {
         // Stopped while binding: close() found nothing listening yet.
@@ -182,7 +192,8 @@ export class PodProxy {
     this.#unsubscribeRenewal?.();
     for (const s of this.#servers) s.close();
     const hbone = this.#hbone?.close(deadlineMs);
-    if (!this.#hbone) this.#hboneListener?.release();
+    for (const l of this.#unserved) l.release();
+    this.#unserved.clear();
     await this.#drained(deadlineMs);
     this.#tracker.closeAll(new ProxyError(ProxyErrorCode.DRAINED, `pod proxy stopped; connection closed after the ${deadlineMs} ms drain`));
     // Closing resets each connection's socket; each leaves the tracker when that socket's 'close' has come.
