@@ -1,7 +1,8 @@
 /**
  * Joins a TCP socket and an HBONE stream into one tunnel (RFC 9113 §8.5, CONNECT):
  * - TCP FIN → DATA with END_STREAM, and END_STREAM → TCP FIN, each direction on its own (half-close kept);
- * - a TCP error or abort → RST_STREAM(CONNECT_ERROR); a RST_STREAM with an error code → TCP RST.
+ * - a TCP error or abort → RST_STREAM(CONNECT_ERROR); a RST_STREAM with an error code → TCP RST;
+ * - a stream lost with its HTTP/2 connection → TCP RST.
  * A RST_STREAM(NO_ERROR) on the read side counts as EOF, as in ztunnel.
  */
 import type { Socket } from 'node:net';
@@ -79,12 +80,19 @@ export function spliceTunnel(socket: Socket, stream: Http2Stream): Promise<Tunne
       finish();
     };
 
+    const session = stream.session;
+    /** The peer ended its side (END_STREAM, or RST_STREAM(NO_ERROR)) while the stream was alive. */
+    let peerEnded = false;
     const onStreamClosed = (): void => {
       if (streamDone) return;
       streamDone = true;
       const rst = stream.rstCode ?? constants.NGHTTP2_NO_ERROR;
+      // A stream lost with its HTTP/2 connection (the peer gone, a GOAWAY and then a close, a PING timeout) was
+      // not ended by the peer: Node reports NO_ERROR for it, but its bytes may be cut short, so the TCP side
+      // is reset rather than given a FIN an app would take for a complete answer.
+      const lost = !peerEnded && session?.destroyed === true;
       if (!socket.destroyed) {
-        if (rst !== constants.NGHTTP2_NO_ERROR) {
+        if (rst !== constants.NGHTTP2_NO_ERROR || lost) {
           reset = true;
           resetSocket(socket);
         } else {
@@ -119,7 +127,15 @@ export function spliceTunnel(socket: Socket, stream: Http2Stream): Promise<Tunne
       return;
     }
     socket.pipe(stream);
-    stream.pipe(socket);
+    // The FIN towards the socket is ours to send: Node also ends the readable side of a stream it is tearing
+    // down (its connection lost, or reset by the peer), and a FIN sent then could not be turned into the reset
+    // it has to be. A stream already destroyed at its 'end' was not ended by the peer: its 'close' decides.
+    stream.pipe(socket, { end: false });
+    stream.once('end', () => {
+      if (stream.destroyed) return;
+      peerEnded = true;
+      if (!socket.destroyed) socket.end();
+    });
   });
 }
 

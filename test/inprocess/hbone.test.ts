@@ -11,10 +11,10 @@ import { HbonePool } from '../../lib/hbone/pool.js';
 import { HboneError, HboneErrorCode } from '../../lib/hbone/errors.js';
 import type { HboneServer } from '../../lib/hbone/server.js';
 import { hboneConfig } from '../../lib/hbone/config.js';
-import { resetSocket } from '../../lib/hbone/tunnel.js';
+import { resetSocket, spliceTunnel } from '../../lib/hbone/tunnel.js';
 import { connectToTarget, startHboneServer } from '../../testbed/fixtures/hbone.js';
 import { ids, issueCertificate, testCa } from '../../testbed/fixtures/pki.js';
-import { once, readAll, startEchoServer, type EchoServer } from '../../testbed/fixtures/net.js';
+import { closeOf, once, readAll, startEchoServer, type EchoServer } from '../../testbed/fixtures/net.js';
 
 let ca: CertificateAuthority;
 let clientCert: WorkloadCertificate;
@@ -431,6 +431,50 @@ describe('HBONE resets', () => {
     await appClosed;
     assert.ok(appSocket?.destroyed);
   });
+  const losses: Array<[string, (server: HboneServer, raw: readonly Socket[]) => Promise<void>]> = [
+    ['the server drains at once (GOAWAY, sessions destroyed)', (server) => server.close(0)],
+    [
+      'the peer vanishes (its TCP connection closed, no HTTP/2 frame)',
+      async (_server, raw) => {
+        for (const s of raw) s.destroy();
+      },
+    ],
+  ];
+  for (const [how, lose] of losses) {
+    test(`a tunnel whose HTTP/2 connection is lost resets its TCP side instead of ending it: ${how}`, { timeout: 10_000 }, async () => {
+      // The client side of a tunnel, spliced as ztunnel's outbound does: app socket <-> pooled stream.
+      const { createServer } = await import('node:net');
+      const { server, port } = await startHboneServer(serverCert);
+      const raw: Socket[] = [];
+      server.server.on('connection', (s: Socket) => raw.push(s));
+      const lossy = new HbonePool();
+      let proxySide: Socket | undefined;
+      const listener = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+        proxySide = s;
+      });
+      await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+      const app = netConnect({ host: '127.0.0.1', port: (listener.address() as { port: number }).port, allowHalfOpen: true });
+      await once(app, 'connect');
+      while (!proxySide) await new Promise((r) => setImmediate(r));
+      const { stream } = await lossy.connect({
+        address: '127.0.0.1',
+        port,
+        expectedIdentities: [ids.server],
+        authority: `127.0.0.1:${echo.port}`,
+        certificate: clientCert,
+      });
+      const spliced = spliceTunnel(proxySide, stream);
+      app.write('before');
+      assert.equal(String(await once(app, 'data')), 'before');
+      const appEnd = closeOf(app);
+      await lose(server, raw);
+      assert.equal((await appEnd).hadError, true, 'the app must see a reset, not a clean FIN');
+      assert.equal((await spliced).reset, true);
+      lossy.close();
+      await server.close(0);
+      listener.close();
+    });
+  }
 });
 
 describe('HBONE teardown', () => {
