@@ -36,6 +36,13 @@ export type { ProxyContext } from './inputs.js';
 /** How long a new pod waits for its workload to appear in the state before using the node agent's info (ztunnel: 5 s). */
 const LOCAL_WORKLOAD_WAIT_MS = 5_000;
 
+/**
+ * How much longer than the drain the HBONE server keeps its sessions. At the drain deadline the pod proxy resets
+ * what is left itself (each connection logged as drained, each peer told by RST_STREAM); the sessions, idle and
+ * GOAWAY'd by then, are closed by their clients, and only one that lingers past this is destroyed.
+ */
+const SESSION_CLOSE_MARGIN_MS = 1_000;
+
 export class PodProxy {
   /** The pod's identity: from its workload in the state (as ztunnel does), else from the node agent's info. */
   identity: Identity;
@@ -191,7 +198,8 @@ export class PodProxy {
     this.#stopped = true;
     this.#unsubscribeRenewal?.();
     for (const s of this.#servers) s.close();
-    const hbone = this.#hbone?.close(deadlineMs);
+    // GOAWAY now: peers open no new tunnels here, the live ones carry on until the deadline.
+    const hbone = this.#hbone?.close(deadlineMs + SESSION_CLOSE_MARGIN_MS);
     for (const l of this.#unserved) l.release();
     this.#unserved.clear();
     await this.#drained(deadlineMs);
