@@ -13,11 +13,11 @@
  *
  * Every replica serves xDS and the CA; only the leader writes to the API server.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
 import type * as grpc from '@grpc/grpc-js';
 import { CoreV1Api, KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
+import { HttpService, jsonReply } from '../lib/http/index.js';
 import { Informer } from '../lib/kube/informer.js';
 import type { CertificateAuthority } from '../lib/identity/ca.js';
 import { addCaService } from '../lib/identity/ca-server.js';
@@ -29,7 +29,7 @@ import { loadCertificateAuthority } from './ca/ca-material.js';
 import { kubeCaAuthorizer, CA_AUDIENCE, type PodLocator } from './ca/kube-authorizer.js';
 import { ROOT_CERT_CONFIGMAP, RootCertPublisher } from './ca/root-cert-publisher.js';
 import { KubeTokenReviewer, type TokenReviewer } from './ca/token-review.js';
-import type { ControllerSettings, ListenAddress } from './config/settings.js';
+import type { ControllerSettings } from './config/settings.js';
 import { xdsServingOptions } from './config/xds-options.js';
 import { ClusterWatch } from './kube/watch.js';
 import { LeaseElection } from './leader/lease-election.js';
@@ -70,13 +70,6 @@ function tokenAuthenticator(reviewer: TokenReviewer, trustDomain: string): XdsAu
   };
 }
 
-async function listen(server: HttpServer, at: ListenAddress): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => resolve());
-  });
-}
-
 export class Controller {
   readonly settings: ControllerSettings;
   readonly registry = new Registry();
@@ -92,7 +85,7 @@ export class Controller {
   #election: LeaseElection | undefined;
   #publisher: RootCertPublisher | undefined;
   #configMaps: Informer<V1ConfigMap> | undefined;
-  readonly #http: HttpServer[] = [];
+  readonly #http: HttpService[] = [];
 
   private constructor(settings: ControllerSettings) {
     this.settings = settings;
@@ -243,43 +236,37 @@ export class Controller {
 
   async #startHttp(): Promise<void> {
     const s = this.settings;
-    const json = (res: import('node:http').ServerResponse, status: number, body: unknown): void => {
-      const text = `${JSON.stringify(body, null, 2)}\n`;
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(text);
-    };
-    const debug = createServer((req, res) => {
-      const path = new URL(req.url ?? '/', 'http://debug').pathname;
-      if (path === '/debug/syncz') json(res, 200, this.#xds?.proxyStatus() ?? []);
-      else if (path === '/debug/rejections') json(res, 200, this.#watch.rejections());
-      else if (path === '/debug/wds') {
-        const live = Object.fromEntries(Object.entries(this.#watch.state).map(([k, m]) => [k, (m as ReadonlyMap<string, unknown>).size]));
-        json(res, 200, { ...this.#source.stats, records: live, warnings: this.#source.snapshot().warnings });
-      } else if (path === '/debug/leader') json(res, 200, { identity: s.podName, leader: this.isLeader });
-      else if (path === '/ready') {
-        const ready = this.#watch.synced && this.#grpc !== undefined;
-        res.writeHead(ready ? 200 : 503);
-        res.end(ready ? 'ready\n' : 'not ready\n');
-      } else {
-        res.writeHead(404);
-        res.end('not found\n');
-      }
-    });
-    await listen(debug, s.httpAddress);
-    this.#http.push(debug);
-    const metrics = createServer((req, res) => {
-      if (new URL(req.url ?? '/', 'http://m').pathname !== '/metrics') {
-        res.writeHead(404);
-        res.end();
-        return;
-      }
-      this.registry.metrics().then((text) => {
-        res.writeHead(200, { 'content-type': this.registry.contentType });
-        res.end(text);
-      });
-    });
-    await listen(metrics, s.monitoringAddress);
-    this.#http.push(metrics);
+    const logger = this.#log;
+    this.#http.push(
+      await HttpService.listen({
+        name: 'debug',
+        listen: s.httpAddress,
+        logger,
+        routes: {
+          '/debug/syncz': () => jsonReply(200, this.#xds?.proxyStatus() ?? []),
+          '/debug/rejections': () => jsonReply(200, this.#watch.rejections()),
+          '/debug/wds': () => {
+            const live = Object.fromEntries(
+              Object.entries(this.#watch.state).map(([k, m]) => [k, (m as ReadonlyMap<string, unknown>).size]),
+            );
+            return jsonReply(200, { ...this.#source.stats, records: live, warnings: this.#source.snapshot().warnings });
+          },
+          '/debug/leader': () => jsonReply(200, { identity: s.podName, leader: this.isLeader }),
+          '/ready': () => {
+            const ready = this.#watch.synced && this.#grpc !== undefined;
+            return { status: ready ? 200 : 503, body: ready ? 'ready\n' : 'not ready\n' };
+          },
+        },
+      }),
+    );
+    this.#http.push(
+      await HttpService.listen({
+        name: 'monitoring',
+        listen: s.monitoringAddress,
+        logger,
+        routes: { '/metrics': async () => ({ status: 200, body: await this.registry.metrics(), type: this.registry.contentType }) },
+      }),
+    );
   }
 
   /** SIGTERM: release the lease (another replica takes over at once), stop serving, close watches. */
@@ -289,7 +276,7 @@ export class Controller {
     await this.#serving?.close(GRPC_SHUTDOWN_GRACE_MS);
     await this.#configMaps?.stop().catch(() => undefined);
     await this.#watch.stop();
-    for (const h of this.#http) h.close();
+    await Promise.all(this.#http.map((h) => h.close()));
     this.#log.info('controller stopped');
   }
 }

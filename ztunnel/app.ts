@@ -8,10 +8,10 @@
  *   worker asks for a certificate ─▶ CertificateManager (FAKE_CA or the CA) ─▶ every worker
  */
 import { readFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
 import { Gauge, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { describeError } from '../lib/errors.js';
+import { HttpError, HttpErrorCode, HttpService, methods, type HttpReply } from '../lib/http/index.js';
 import { CertificateAuthority } from '../lib/identity/ca.js';
 import { CaClient, tokenFromFile } from '../lib/identity/ca-client.js';
 import { CertificateManager, type CertificateProvider } from '../lib/identity/cert-manager.js';
@@ -20,7 +20,6 @@ import { componentLogger, setLogLevel } from '../lib/telemetry/logger.js';
 import type { LocalConfigState } from './config/local-config.js';
 import type { ZtunnelSettings } from './config/settings.js';
 import { DataPlane } from './dataplane/data-plane.js';
-import { startHttp } from './admin/http.js';
 import { WorkloadManager } from './inpod/workload-manager.js';
 import { ZdsClient } from './inpod/zds-client.js';
 import { LocalFileSource } from './sources/local-file.js';
@@ -69,7 +68,7 @@ export class Ztunnel {
   #xds: XdsSource | undefined;
   #staticConfig: LocalConfigState | undefined;
   #zds: ZdsClient | undefined;
-  readonly #servers: Server[] = [];
+  readonly #servers: HttpService[] = [];
   #stopping: Promise<void> | undefined;
   #logLevel: string;
 
@@ -161,7 +160,7 @@ export class Ztunnel {
       await this.#dataPlane.drain(this.settings.terminationDeadlineMs);
       await this.#dataPlane.close();
       this.#certs.close();
-      for (const s of this.#servers) s.close();
+      await Promise.all(this.#servers.map((s) => s.close()));
       this.#log.info('ztunnel stopped');
     })();
     return this.#stopping;
@@ -184,44 +183,70 @@ export class Ztunnel {
 
   async #startServers(): Promise<void> {
     const s = this.settings;
+    const logger = this.#log;
     this.#servers.push(
-      await startHttp(s.adminAddress, {
-        '/config_dump': async () => ({
-          status: 200,
-          body: `${JSON.stringify(await this.configDump(), null, 2)}\n`,
-          type: 'application/json',
-        }),
-        '/logging': async (req, url) => {
-          if (req.method !== 'POST') return { status: 405, body: 'use POST\n' };
-          const level = url.searchParams.get('level');
-          if (level === null) return { status: 200, body: `current log level is ${this.#logLevel}\n` };
-          if (!LOG_LEVELS.has(level)) return { status: 400, body: `unknown level "${level}"; use one of ${[...LOG_LEVELS].join(', ')}\n` };
-          const pinoLevel = level === 'off' ? 'silent' : level;
-          this.#logLevel = level;
-          setLogLevel(pinoLevel);
-          this.#dataPlane.setLogLevel(pinoLevel);
-          return { status: 200, body: `current log level is ${level}\n` };
-        },
-        '/quitquitquit': async (req) => {
-          if (req.method !== 'POST') return { status: 405, body: 'use POST\n' };
-          setImmediate(() => void this.shutdown().then(() => process.exit(0)));
-          return { status: 200, body: 'shutdown now\n' };
+      await HttpService.listen({
+        name: 'admin',
+        listen: s.adminAddress,
+        logger,
+        routes: {
+          '/config_dump': async () => ({
+            status: 200,
+            body: `${JSON.stringify(await this.configDump(), null, 2)}\n`,
+            type: 'application/json',
+          }),
+          '/logging': methods({
+            POST: (req) => {
+              const level = req.query.get('level');
+              if (level === null) return { status: 200, body: `current log level is ${this.#logLevel}\n` };
+              if (!LOG_LEVELS.has(level)) {
+                throw new HttpError(
+                  400,
+                  HttpErrorCode.BAD_REQUEST,
+                  `unknown level "${level.slice(0, 40)}"; use one of ${[...LOG_LEVELS].join(', ')}`,
+                );
+              }
+              const pinoLevel = level === 'off' ? 'silent' : level;
+              this.#logLevel = level;
+              setLogLevel(pinoLevel);
+              this.#dataPlane.setLogLevel(pinoLevel);
+              return { status: 200, body: `current log level is ${level}\n` };
+            },
+          }),
+          '/quitquitquit': methods({
+            POST: () => {
+              setImmediate(() => void this.shutdown().then(() => process.exit(0)));
+              return { status: 200, body: 'shutdown now\n' };
+            },
+          }),
         },
       }),
     );
     this.#servers.push(
-      await startHttp(s.readinessAddress, {
-        '/healthz/ready': async () => {
-          const r = this.readiness();
-          return r.ready ? { status: 200, body: 'ready\n' } : { status: 503, body: `not ready: ${r.reasons.join('; ')}\n` };
+      await HttpService.listen({
+        name: 'readiness',
+        listen: s.readinessAddress,
+        logger,
+        routes: {
+          '/healthz/ready': () => {
+            const r = this.readiness();
+            return r.ready ? { status: 200, body: 'ready\n' } : { status: 503, body: `not ready: ${r.reasons.join('; ')}\n` };
+          },
         },
       }),
     );
-    const metrics = async (): Promise<{ status: number; body: string; type: string }> => {
+    const metrics = async (): Promise<HttpReply> => {
       const merged = Registry.merge([this.registry, await this.#dataPlane.metrics()]);
       return { status: 200, body: await merged.metrics(), type: merged.contentType };
     };
-    this.#servers.push(await startHttp(s.statsAddress, { '/metrics': metrics, '/stats/prometheus': metrics }));
+    this.#servers.push(
+      await HttpService.listen({
+        name: 'metrics',
+        listen: s.statsAddress,
+        logger,
+        routes: { '/metrics': metrics, '/stats/prometheus': metrics },
+      }),
+    );
   }
 
   logError(err: unknown): void {

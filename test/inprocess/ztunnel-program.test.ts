@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../bench/lib/tools.js';
 import { childEnv } from '../../testbed/env.js';
+import { rawHttp, statusLine } from '../../testbed/fixtures/http-raw.js';
 
 const ZTUNNEL = join(process.cwd(), 'dist', 'ztunnel', 'main.js');
 
@@ -182,6 +183,18 @@ describe('ztunnel admin', () => {
 
   test('answers 404 for unknown paths', async () => {
     assert.equal((await http(z.admin, '/nope')).status, 404);
+  });
+
+  test('answers a request target that is not a path with 400 on every port and keeps running (was: process exit)', async () => {
+    for (const port of [z.admin, z.ready, z.stats]) {
+      for (const target of ['//', '*', 'http://[']) {
+        const r = await rawHttp({ port }, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        assert.ok([400, 404].includes(statusLine(r)), `${port} ${target}: ${r}`);
+      }
+    }
+    assert.equal(z.child.exitCode, null, 'still running');
+    assert.equal((await http(z.ready, '/healthz/ready')).status, 200);
+    await until('the refusal logged with its code', async () => (/HTTP_BAD_TARGET/.test(z.output()) ? true : undefined));
   });
 });
 
