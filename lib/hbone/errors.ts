@@ -30,6 +30,10 @@ export const HboneErrorCode = {
   UPSTREAM_FAILED: 'HBONE_UPSTREAM_FAILED',
   /** Server side: the client certificate has no SPIFFE identity in our trust domain. */
   PEER_IDENTITY: 'HBONE_PEER_IDENTITY',
+  /** Server side: the request header list exceeds serverMaxHeaderListBytes (431). */
+  HEADERS_TOO_LARGE: 'HBONE_HEADERS_TOO_LARGE',
+  /** Server side: something failed outside any request (the listening socket, a hook); logged, never thrown. */
+  SERVER_ERROR: 'HBONE_SERVER_ERROR',
 } as const;
 
 export type HboneErrorCodeValue = (typeof HboneErrorCode)[keyof typeof HboneErrorCode];

@@ -4,6 +4,7 @@
  * Request lifecycle, each step with its exit (ztunnel src/proxy/inbound.rs):
  *   TLS handshake ─ fail (plaintext, TLS ≤1.2, untrusted/expired chain, no h2) ─▶ connection dropped
  *   client identity in our trust domain ─ no ─▶ connection dropped
+ *   header list ≤ serverMaxHeaderListBytes ─ no ─▶ 431 (see #onStream: also before the client ACKed our SETTINGS)
  *   method is CONNECT ─ no ─▶ 400
  *   :authority is host:port ─ no ─▶ 400
  *   handler (lookup, policy, upstream connect) ─▶ 400 / 401 / 503, or 200 and the tunnel
@@ -23,6 +24,7 @@ import type { Logger } from 'pino';
 import type { WorkloadCertificate } from '../identity/certificate.js';
 import type { Identity } from '../identity/spiffe.js';
 import { describeError, errorCode } from '../errors.js';
+import { ThrottledLog } from '../telemetry/throttled-log.js';
 import { parseAuthority, type HboneTarget } from './authority.js';
 import { DEFAULT_HBONE_CONFIG, type HboneConfig } from './config.js';
 import { HboneErrorCode } from './errors.js';
@@ -47,6 +49,12 @@ export interface HboneInboundRequest {
 }
 
 export type HboneRejectStatus = 400 | 401 | 503;
+
+/** Refusals the server makes on its own, before any handler: a peer that sends these is broken or hostile. */
+type ProtocolRejectStatus = HboneRejectStatus | 431;
+
+/** One warn line per code this often: a flood of bad streams must not become a flood of log lines. */
+const PROTOCOL_REJECT_LOG_INTERVAL_MS = 1_000;
 
 export type HboneInboundDecision =
   | {
@@ -78,6 +86,22 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** [name, value, ...] from a headers object, for when the raw list is not at hand. */
+function flatHeaders(headers: IncomingHttpHeaders): string[] {
+  const out: string[] = [];
+  for (const [name, v] of Object.entries(headers)) {
+    for (const value of Array.isArray(v) ? v : [v ?? '']) out.push(name, String(value));
+  }
+  return out;
+}
+
+/** The header list size as HTTP/2 accounts it (RFC 9113 §6.5.2): name + value octets + 32 per field. */
+export function headerListBytes(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (const field of rawHeaders) n += Buffer.byteLength(field);
+  return n + (rawHeaders.length / 2) * 32;
+}
+
 export class HboneServer {
   readonly server: Http2SecureServer;
   readonly #opts: HboneServerOptions;
@@ -85,6 +109,7 @@ export class HboneServer {
   readonly #trustDomain: string;
   readonly #peers = new WeakMap<ServerHttp2Session, Identity>();
   readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #throttle = new ThrottledLog(PROTOCOL_REJECT_LOG_INTERVAL_MS);
   #activeTunnels = 0;
 
   constructor(opts: HboneServerOptions) {
@@ -107,8 +132,13 @@ export class HboneServer {
       },
     });
     this.server.on('session', (session) => this.#onSession(session));
-    this.server.on('stream', (stream, headers) => {
-      void this.#onStream(stream, headers);
+    // Node passes the raw header list as a fourth argument (docs: Event 'stream'); its type declarations omit it.
+    this.server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders?: string[]) => {
+      this.#onStream(stream, headers, rawHeaders ?? flatHeaders(headers)).catch((err: unknown) => {
+        // The last-resort guard: a throw here (a hook, say) must cost one stream, not the process.
+        this.#logServerError('HBONE stream handling failed', err);
+        if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      });
     });
     this.server.on('tlsClientError', (err, socket) => {
       this.#reject(HboneErrorCode.TLS_FAILED, undefined, `TLS handshake refused from ${socket.remoteAddress}: ${err.message}`);
@@ -126,6 +156,8 @@ export class HboneServer {
       this.server.once('error', onError);
       this.server.listen(where, () => {
         this.server.off('error', onError);
+        // Accept errors (EMFILE) arrive as 'error' on a listening server; without a listener they end the process.
+        this.server.on('error', (err) => this.#logServerError('HBONE listener error', err));
         resolve(this.server.address() as AddressInfo);
       });
     });
@@ -160,7 +192,28 @@ export class HboneServer {
 
   #reject(code: string, status: number | undefined, message: string): void {
     this.#opts.logger?.debug({ code, status }, message);
-    this.#opts.onReject?.(code, status);
+    try {
+      this.#opts.onReject?.(code, status);
+    } catch (err) {
+      this.#logServerError('HBONE reject hook threw', err);
+    }
+  }
+
+  /** A refusal of a peer that does not speak HBONE as it must: also a warn line, throttled per code. */
+  #protocolReject(code: string, status: number | undefined, message: string): void {
+    this.#reject(code, status, message);
+    const log = this.#opts.logger;
+    if (log?.isLevelEnabled('warn')) {
+      this.#throttle.emit(code, (suppressed) => log.warn({ code, status, ...(suppressed > 0 ? { suppressed } : {}) }, message));
+    }
+  }
+
+  #logServerError(message: string, err: unknown): void {
+    const log = this.#opts.logger;
+    if (!log) return;
+    this.#throttle.emit(HboneErrorCode.SERVER_ERROR, (suppressed) =>
+      log.error({ code: HboneErrorCode.SERVER_ERROR, err: describeError(err), ...(suppressed > 0 ? { suppressed } : {}) }, message),
+    );
   }
 
   #onSession(session: ServerHttp2Session): void {
@@ -185,8 +238,9 @@ export class HboneServer {
     startKeepalive(session, this.#config.pingIntervalMs, this.#config.pingTimeoutMs);
   }
 
-  #respondError(stream: ServerHttp2Stream, status: HboneRejectStatus, code: string, reason: string): void {
-    this.#reject(code, status, reason);
+  #respondError(stream: ServerHttp2Stream, status: ProtocolRejectStatus, code: string, reason: string, protocol = false): void {
+    if (protocol) this.#protocolReject(code, status, reason);
+    else this.#reject(code, status, reason);
     if (stream.closed || stream.destroyed) return;
     try {
       stream.respond({ ':status': status }, { endStream: true });
@@ -195,7 +249,7 @@ export class HboneServer {
     }
   }
 
-  async #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): Promise<void> {
+  async #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[]): Promise<void> {
     stream.on('error', () => {
       // Reported through the tunnel result or the reject hook; an unhandled 'error' must not crash the proxy.
     });
@@ -204,19 +258,41 @@ export class HboneServer {
       stream.close(constants.NGHTTP2_REFUSED_STREAM);
       return;
     }
+    // nghttp2 applies our SETTINGS_MAX_HEADER_LIST_SIZE only once the client has ACKed our SETTINGS, and Node caps
+    // a stream's headers by the ACKed value; a header block in the client's first flight is measured here. After
+    // the ACK, Node itself resets a larger block with ENHANCE_YOUR_CALM before any stream reaches us. 431 as hyper's
+    // h2 answers it (h2 src/proto/streams/recv.rs), which Istio's ztunnel serves HBONE with.
+    const size = headerListBytes(rawHeaders);
+    if (size > this.#config.serverMaxHeaderListBytes) {
+      this.#respondError(
+        stream,
+        431,
+        HboneErrorCode.HEADERS_TOO_LARGE,
+        `request header list is ${size} bytes, more than the ${this.#config.serverMaxHeaderListBytes} accepted (serverMaxHeaderListBytes)`,
+        true,
+      );
+      return;
+    }
     if (header(headers, ':method') !== 'CONNECT' || header(headers, ':protocol') !== undefined) {
       this.#respondError(
         stream,
         400,
         HboneErrorCode.NOT_CONNECT,
-        `HBONE only accepts CONNECT, got ${header(headers, ':method') ?? 'none'}`,
+        `HBONE only accepts CONNECT, got ${(header(headers, ':method') ?? 'none').slice(0, 40)}`,
+        true,
       );
       return;
     }
     const authority = header(headers, ':authority') ?? '';
     const target = parseAuthority(authority);
     if (!target) {
-      this.#respondError(stream, 400, HboneErrorCode.BAD_AUTHORITY, `CONNECT :authority "${authority.slice(0, 100)}" is not host:port`);
+      this.#respondError(
+        stream,
+        400,
+        HboneErrorCode.BAD_AUTHORITY,
+        `CONNECT :authority "${authority.slice(0, 100)}" is not host:port`,
+        true,
+      );
       return;
     }
     const socket = stream.session?.socket;

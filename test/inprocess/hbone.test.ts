@@ -13,6 +13,7 @@ import type { HboneServer } from '../../lib/hbone/server.js';
 import { hboneConfig } from '../../lib/hbone/config.js';
 import { resetSocket, spliceTunnel } from '../../lib/hbone/tunnel.js';
 import { connectToTarget, startHboneServer } from '../../testbed/fixtures/hbone.js';
+import * as raw from '../../testbed/fixtures/h2-raw.js';
 import { ids, issueCertificate, testCa } from '../../testbed/fixtures/pki.js';
 import { closeOf, once, readAll, startEchoServer, type EchoServer } from '../../testbed/fixtures/net.js';
 
@@ -366,6 +367,67 @@ describe('HBONE refuses', () => {
     ]);
     assert.ok(!outcome.startsWith('status 200'), `oversized headers must not open a tunnel (${outcome})`);
     client.destroy();
+  });
+
+  /**
+   * One CONNECT whose header list is `listBytes` (RFC 9113 §6.5.2), written by hand: with `ackFirst` the client
+   * first completes the SETTINGS exchange; without it the HEADERS go in its first flight, before it has even read
+   * our SETTINGS (nghttp2 applies SETTINGS_MAX_HEADER_LIST_SIZE only after that ACK).
+   */
+  async function rawConnect(port: number, listBytes: number, ackFirst: boolean): Promise<raw.StreamOutcome> {
+    const base: [string, string][] = [
+      [':method', 'CONNECT'],
+      [':authority', `127.0.0.1:${echo.port}`],
+    ];
+    const headers = [...base, ...raw.paddingHeaders(listBytes - raw.headerListSize(base))];
+    assert.equal(raw.headerListSize(headers), listBytes);
+    const c = await raw.RawH2Connection.connectTls({
+      host: '127.0.0.1',
+      port,
+      key: clientCert.privateKeyPem,
+      cert: clientCert.certChainPem.join(''),
+      ca: [...clientCert.rootCertsPem],
+    });
+    try {
+      c.write(Buffer.concat([raw.H2_PREFACE, raw.settingsFrame()]));
+      if (ackFirst) {
+        await c.waitFor((f) => f.type === raw.FrameType.SETTINGS && (f.flags & raw.Flag.ACK) === 0);
+        c.write(raw.settingsAck());
+        await c.waitFor((f) => f.type === raw.FrameType.SETTINGS && (f.flags & raw.Flag.ACK) !== 0);
+        // The server applies its SETTINGS when it reads our ACK; a PING answered after it proves that happened.
+        c.write(raw.frame(raw.FrameType.PING, 0, 0, Buffer.alloc(8, 7)));
+        await c.waitFor((f) => f.type === raw.FrameType.PING && (f.flags & raw.Flag.ACK) !== 0);
+      }
+      c.write(raw.headersFrames(1, raw.headerBlock(headers)));
+      return await c.outcome(1);
+    } finally {
+      c.close();
+    }
+  }
+
+  test('oversized request headers in the first flight, before the client acknowledged our SETTINGS, with 431 and a reject code', async () => {
+    const rejects: string[] = [];
+    const { server, port } = await startHboneServer(serverCert, { onReject: (code) => rejects.push(code) });
+    try {
+      const outcome = await rawConnect(port, 100_000, false);
+      assert.deepEqual(outcome, { status: 431, endStream: true }, 'was: 200 and an open tunnel');
+      assert.deepEqual(rejects, [HboneErrorCode.HEADERS_TOO_LARGE]);
+      assert.equal(server.activeTunnels, 0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('oversized request headers after the SETTINGS exchange with a stream reset (ENHANCE_YOUR_CALM)', async () => {
+    const outcome = await rawConnect(hbone.port, 100_000, true);
+    assert.deepEqual(outcome, { rstCode: constants.NGHTTP2_ENHANCE_YOUR_CALM });
+  });
+
+  test('a header list of exactly serverMaxHeaderListBytes, in the first flight or later, is accepted', async () => {
+    const budget = hboneConfig().serverMaxHeaderListBytes;
+    assert.equal((await rawConnect(hbone.port, budget, false)).status, 200);
+    assert.equal((await rawConnect(hbone.port, budget, true)).status, 200);
+    assert.equal((await rawConnect(hbone.port, budget + 1, false)).status, 431);
   });
 
   test('policy denial with 401 and an unreachable target with 503', async () => {
