@@ -27,6 +27,10 @@
  *   I/O never blocks the event loop: non-blocking fds watched by a libuv poll handle (see seqpacket.ts for
  *   why not koffi `.async` on the thread pool); no UV_THREADPOOL_SIZE change is needed.
  *
+ * glibc's allocator, for diagnostics (bench:idle):
+ *   mallocStats(): { inUseBytes, freeHeldBytes }     mallinfo2(3) over every arena
+ *   mallocTrim(): void                               malloc_trim(3)
+ *
  * Errors are NativeError (a MeshError) with a NativeErrorCode (NATIVE_SETNS_FAILED, NATIVE_LISTEN_FAILED, ...),
  * the failing syscall, errno and errno name, and a hint in the message.
  *
@@ -57,6 +61,7 @@ export {
 } from './tcp.js';
 export type { DialOptions, TcpListenerOptions, TcpSocketOptions } from './tcp.js';
 export { SeqpacketConnection, SeqpacketServer } from './seqpacket.js';
+export { mallocStats, mallocTrim, type MallocStats } from './malloc.js';
 export type {
   SeqpacketConnectOptions,
   SeqpacketMessage,

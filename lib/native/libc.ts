@@ -105,6 +105,36 @@ export const libc = {
   inetPton: bind<[af: number, src: string, dst: Buffer], number>('int inet_pton(int, const char *, _Out_ uint8_t *dst)'),
 };
 
+/** struct mallinfo2 (glibc ≥ 2.33): every field a size_t. */
+const MALLINFO2 = koffi.struct('mallinfo2', {
+  arena: 'size_t',
+  ordblks: 'size_t',
+  smblks: 'size_t',
+  hblks: 'size_t',
+  hblkhd: 'size_t',
+  usmblks: 'size_t',
+  fsmblks: 'size_t',
+  uordblks: 'size_t',
+  fordblks: 'size_t',
+  keepcost: 'size_t',
+});
+
+export interface MallInfo2 {
+  /** Bytes obtained with sbrk / arena growth. */
+  arena: number | bigint;
+  /** Bytes in mmap()ed chunks (large allocations). */
+  hblkhd: number | bigint;
+  /** Bytes allocated and in use in the arenas. */
+  uordblks: number | bigint;
+  /** Bytes free in the arenas (held by the process, not returned to the kernel). */
+  fordblks: number | bigint;
+}
+
+export const malloc = {
+  mallinfo2: lib.func('mallinfo2', MALLINFO2, []) as unknown as () => MallInfo2,
+  mallocTrim: bind<[pad: number], number>('int malloc_trim(size_t)'),
+};
+
 const ioctlVariadic = lib.func('int ioctl(int fd, unsigned long req, ...)') as unknown as (...args: unknown[]) => number;
 
 /** ioctl(2) with no argument (e.g. NS_GET_NSTYPE). */
