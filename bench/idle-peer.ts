@@ -8,6 +8,7 @@
  * trip of `bytes` over every open connection; both answer how many connections are open.
  */
 import { createServer, type AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { getHeapStatistics } from 'node:v8';
 import { hboneConfig, type HboneConfig } from '../lib/hbone/config.js';
 import { HbonePool } from '../lib/hbone/pool.js';
@@ -45,6 +46,10 @@ type Setup =
 type Op = { op: 'measure' } | { op: 'open'; count: number } | { op: 'traffic'; bytes: number };
 
 const gc = (globalThis as { gc?: () => void }).gc;
+
+function* chunks(payload: Buffer, size: number): Generator<Buffer> {
+  for (let off = 0; off < payload.length; off += size) yield payload.subarray(off, off + size);
+}
 
 function revive(cert: WorkloadCertificate): WorkloadCertificate {
   return { ...cert, notBefore: new Date(cert.notBefore), notAfter: new Date(cert.notAfter) };
@@ -109,7 +114,8 @@ function client(setup: Extract<Setup, { role: 'client' }>): void {
       stream.on('data', () => {});
       stream.once('end', resolve);
       stream.once('error', reject);
-      stream.end(payload);
+      // Written as ztunnel's splice writes what it reads from a socket: 64 KiB reads, honouring back-pressure.
+      Readable.from(chunks(payload, 64 * 1024)).pipe(stream);
     });
   };
   const inBatches = async (count: number, each: (i: number) => Promise<void>): Promise<void> => {

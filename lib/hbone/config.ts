@@ -39,6 +39,12 @@ export interface HboneConfig {
   readonly responseTimeoutMs: number;
   /** A server drops a connection that negotiated no ALPN or not h2 after this long. */
   readonly unknownProtocolTimeoutMs: number;
+  /**
+   * A server closes (GOAWAY) a connection that has carried no stream for this long, freeing what Node holds for it
+   * (IDLE_CONNECTION_MEMORY_BUDGET_BYTES). Twice poolIdleReleaseMs: a ztunnel pool releases its idle connections
+   * first, so only a peer holding connections idle longer than any pool would (a hostile one) meets this.
+   */
+  readonly serverIdleSessionMs: number;
 }
 
 export const DEFAULT_HBONE_CONFIG: HboneConfig = Object.freeze({
@@ -57,7 +63,20 @@ export const DEFAULT_HBONE_CONFIG: HboneConfig = Object.freeze({
   handshakeTimeoutMs: 10_000,
   responseTimeoutMs: 10_000,
   unknownProtocolTimeoutMs: 1_000,
+  serverIdleSessionMs: 10 * 60_000,
 });
+
+/**
+ * What one idle HBONE connection may cost on either end, native and JS memory together (bench:idle measures it,
+ * test/inprocess/hbone-memory.test.ts holds it to this). Measured on Node 20 after one tunnel round trip, per end:
+ * ~107 KiB TLS (OpenSSL's per-connection state and Node's 64 KiB TLS read buffer, whose pages fill as traffic
+ * passes: why RSS keeps rising toward this after the connections are opened), ~25 KiB HTTP/2 (nghttp2 and Node's
+ * session), ~8-10 KiB JS (socket, session, keepalive timers): ~140 KiB. After bulk traffic Node's TLS write buffer
+ * keeps up to two buffers the size of the largest burst written at once (about one 64 KiB socket read per busy
+ * stream), ~230 KiB per connection, until the connection closes; serverIdleSessionMs and poolIdleReleaseMs bound
+ * how long an idle one lives. Session tickets are off on the server (tls.ts): they cost ~16 KiB per connection.
+ */
+export const IDLE_CONNECTION_MEMORY_BUDGET_BYTES = 256 * KiB;
 
 /** HBONE listens on 15008 in every proxy (Istio convention). */
 export const HBONE_PORT = 15008;

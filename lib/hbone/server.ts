@@ -236,6 +236,24 @@ export class HboneServer {
       // The session died during setup; close handler cleans up.
     }
     startKeepalive(session, this.#config.pingIntervalMs, this.#config.pingTimeoutMs);
+    this.#closeWhenIdle(session);
+  }
+
+  /** GOAWAY once a session has carried no stream for serverIdleSessionMs (config.ts says why). */
+  #closeWhenIdle(session: ServerHttp2Session): void {
+    let open = 0;
+    const timer = setTimeout(() => {
+      if (open === 0 && !session.closed && !session.destroyed) session.close();
+    }, this.#config.serverIdleSessionMs);
+    timer.unref();
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++;
+      // refresh() also re-arms a timer that fired while streams were open.
+      stream.once('close', () => {
+        if (--open === 0) timer.refresh();
+      });
+    });
+    session.once('close', () => clearTimeout(timer));
   }
 
   #respondError(stream: ServerHttp2Stream, status: ProtocolRejectStatus, code: string, reason: string, protocol = false): void {

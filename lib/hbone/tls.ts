@@ -5,7 +5,7 @@
  * the client identity to be in its own trust domain; *which* identity may connect is policy, not TLS.
  */
 import { createSecureContext, type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, constants as cryptoConstants } from 'node:crypto';
 import { identitiesOfCertificate, identityOfCertificate, type WorkloadCertificate } from '../identity/certificate.js';
 import { type Identity, formatSpiffeId, sameIdentity } from '../identity/spiffe.js';
 import { HBONE_CIPHERS } from './config.js';
@@ -45,6 +45,10 @@ export function serverTlsOptions(cert: WorkloadCertificate) {
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: [HBONE_ALPN],
+    // No stateless session tickets: each cost ~16 KiB per connection for as long as it lives (bench:idle), and
+    // HBONE connections are pooled and long-lived, so resumption saves almost no handshakes. With this option
+    // OpenSSL issues TLS 1.3 tickets as stateful ones, and Node keeps no session cache, so none resume.
+    secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
   };
 }
 
