@@ -220,6 +220,35 @@ describe('ztunnel local config', () => {
   });
 });
 
+describe('ztunnel local config directory', () => {
+  test('survives its config directory being removed, and reloads the file once the directory is back', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'ztunnel-confdir-'));
+    const sub = join(own, 'conf');
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(sub);
+    const file = join(sub, 'local.yaml');
+    await writeFile(file, CONFIG);
+    const r = await startZtunnel({ LOCAL_XDS_PATH: file, INPOD_ENABLED: 'false' });
+    try {
+      await until('admin up', async () => ((await http(r.admin, '/config_dump')).status === 200 ? true : undefined));
+      await rm(sub, { recursive: true, force: true });
+      await until('the lost watch is logged', async () => (/cannot watch the local config directory/.test(r.output()) ? true : undefined));
+      // The removal of the file itself triggers one reload, which fails; only the renewed watch can see what follows.
+      await until('the reload of the removed file failed', async () => (/ENOENT/.test(r.output()) ? true : undefined));
+      await mkdir(sub);
+      await writeFile(file, CONFIG.replace('name: deny-legacy', 'name: deny-after-restore'));
+      await until('reloaded from the restored directory', async () => {
+        const dump = JSON.parse((await http(r.admin, '/config_dump')).body) as { policies: { name: string }[] };
+        return dump.policies[0]?.name === 'deny-after-restore' ? true : undefined;
+      });
+      assert.equal(r.child.exitCode, null, 'still running');
+    } finally {
+      r.child.kill('SIGKILL');
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('ztunnel process', () => {
   test('is not ready while the node agent has not sent its snapshot', async () => {
     const ok = join(dir, 'ok.yaml');

@@ -1,6 +1,7 @@
 /** ztunnel's local-config YAML (LOCAL_XDS_PATH): parsing into domain records, rejections with YAML paths, round trip. */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -493,6 +494,17 @@ describe('local config: files', () => {
       assert.ok(err.message.includes(file) && err.message.includes('services[0].vips[0]'), err.message);
       return true;
     });
+  });
+
+  it('refuses a FIFO or a directory at the path as unreadable, without blocking on it', async () => {
+    const fifo = join(dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    for (const path of [fifo, dir]) {
+      await assert.rejects(loadLocalConfigFile(path), (err: unknown) => {
+        assert.ok(hasErrorCode(err, LocalConfigErrorCode.UNREADABLE), String(err));
+        return true;
+      });
+    }
   });
 
   it('reports a missing file as unreadable', async () => {

@@ -7,7 +7,8 @@
  * src/rbac.rs). Beyond ztunnel we accept a top-level `trustDomain`, the default for workloads that set none.
  * Every rejection is a LocalConfigError whose message starts with the YAML path of the offending value.
  */
-import { readFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { parseDocument, stringify } from 'yaml';
 
 import { MeshError } from '../../lib/errors.js';
@@ -480,21 +481,43 @@ function readDocument(text: string, options: ParseLocalConfigOptions): LocalConf
 }
 
 /** Reads and parses a local-config file (ztunnel's LOCAL_XDS_PATH). Errors name the file and the YAML path. */
+/**
+ * The file's bytes, at most `max`: opened non-blocking (a FIFO put at the path must not hang the reload), refused
+ * unless it is a regular file, and never read past the cap whatever it grows to meanwhile.
+ */
+async function readBounded(path: string, max: number): Promise<Buffer> {
+  const fh = await open(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      throw new LocalConfigError(LocalConfigErrorCode.UNREADABLE, '', `local config ${path} is not a regular file`);
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(Math.max(st.size, 64 * 1024), max + 1));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, total);
+      total += bytesRead;
+      if (total > max) {
+        throw new LocalConfigError(LocalConfigErrorCode.UNREADABLE, '', `local config ${path} is more than the ${max} bytes accepted`);
+      }
+      chunks.push(chunk.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 export async function loadLocalConfigFile(path: string, options: ParseLocalConfigOptions = {}): Promise<LocalConfig> {
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    buf = await readBounded(path, MAX_LOCAL_CONFIG_BYTES);
   } catch (err) {
+    if (err instanceof LocalConfigError) throw err;
     throw new LocalConfigError(LocalConfigErrorCode.UNREADABLE, '', `cannot read local config ${path}: ${(err as Error).message}`, {
       cause: err,
     });
-  }
-  if (buf.length > MAX_LOCAL_CONFIG_BYTES) {
-    throw new LocalConfigError(
-      LocalConfigErrorCode.UNREADABLE,
-      '',
-      `local config ${path} is ${buf.length} bytes, more than the ${MAX_LOCAL_CONFIG_BYTES} accepted`,
-    );
   }
   try {
     return parseLocalConfig(buf.toString('utf8'), options);
