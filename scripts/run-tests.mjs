@@ -12,6 +12,7 @@ const TIERS = {
   unit: ['unit', true, false],
   inprocess: ['inprocess', true, false],
   fakenode: ['fakenode', false, true],
+  hostile: ['hostile', false, true],
   kube: ['kube', false, true],
 };
 
