@@ -1,19 +1,18 @@
 /**
  * What the xDS server serves to ztunnels: the WDS snapshot (istio.workload.Address, istio.security.Authorization)
- * built from the watched cluster state. A change only marks it stale; the rebuild happens once per debounced push,
- * when the server first asks, and is proportional to what changed (the model memoizes per object).
+ * built from the watched cluster state. A change only marks the snapshot stale; the rebuild happens once per debounced push,
+ * when the server first asks, and recomputes only what read the changed objects (model/snapshot.ts).
  */
 import { TypeUrl } from '../lib/proto/index.js';
 import type { ResourceSet } from '../lib/xds/resource.js';
-import type { ClusterState } from './model/snapshot.js';
-import { WdsCache, buildWds, type WdsSnapshot } from './model/snapshot.js';
+import { type ClusterState, WdsModel, type WdsSnapshot } from './model/snapshot.js';
 import type { ModelOptions } from './model/options.js';
 import type { ResourceSource } from './xds/source.js';
 
 export class WdsSource implements ResourceSource {
   readonly #state: () => ClusterState;
   readonly #options: Partial<ModelOptions>;
-  readonly #cache = new WdsCache();
+  readonly #model = new WdsModel();
   #snapshot: WdsSnapshot | undefined;
   #stale = true;
   #builds = 0;
@@ -32,7 +31,7 @@ export class WdsSource implements ResourceSource {
   snapshot(): WdsSnapshot {
     if (this.#stale || !this.#snapshot) {
       const t0 = performance.now();
-      this.#snapshot = buildWds(this.#state(), { ...this.#options, cache: this.#cache });
+      this.#snapshot = this.#model.update(this.#state(), this.#options);
       this.#lastBuildMs = performance.now() - t0;
       this.#builds++;
       this.#stale = false;

@@ -40,6 +40,8 @@ export interface Collection<O> {
   get(key: string): O | undefined;
   /** Every value, in key order. */
   list(): O[];
+  /** Every key and value, in key order. */
+  entries(): [string, O][];
   /** Declares an index: values by the keys `keys` gives them, maintained on every change. */
   index(name: string, keys: IndexKeys<O>): Index<O>;
   subscribe(handler: EventHandler<O>, options?: SubscribeOptions): () => void;

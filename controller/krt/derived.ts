@@ -119,6 +119,7 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
     } finally {
       ctx.close();
     }
+    reader.seal();
     if (reader.reads > 0) this.#readers.set(inKey, reader);
     else this.#readers.delete(inKey);
     return out;

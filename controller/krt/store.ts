@@ -80,6 +80,12 @@ export abstract class Store<O> implements IndexedStore<O> {
     return this.peekList();
   }
 
+  entries(): [string, O][] {
+    this.settle();
+    const m = this.values;
+    return [...m.keys()].sort().map((k) => [k, m.get(k) as O]);
+  }
+
   index(name: string, keys: IndexKeys<O>): Index<O> {
     if (this.#indexes.some((i) => i.name === name)) {
       throw new KrtError(KrtErrorCode.DUPLICATE_KEY, `collection ${this.name} already has an index named ${name}`);

@@ -9,7 +9,11 @@
  *   workloads.ts            Pod (+ namespace, node, services, slices, policies) → istio.workload.Workload
  *   authorization.ts        AuthorizationPolicy → istio.security.Authorization (+ the status message)
  *   peer-authentication.ts  PeerAuthentication → effective mTLS mode, static STRICT and port-level policies
- *   snapshot.ts             ClusterState → WdsSnapshot, incremental through a WdsCache
+ *   collections/            the same conversions as derived collections (../krt): what each reads, so a change
+ *                           recomputes only what read it (inputs, workloads, services, authorizations,
+ *                           peer-authentications, resources)
+ *   snapshot.ts             ClusterState → WdsSnapshot: WdsModel (incremental) and buildWds (once)
+ *   address-lookup.ts       on-demand Address names (uid, <network>/<ip>, <ns>/<hostname>) and node-local workloads
  *   resource-set.ts         the snapshot's resource sets, sharing unchanged chunks between snapshots
  */
 export {
@@ -39,12 +43,13 @@ export {
 } from './peer-authentication.js';
 export { appProtocolOf, buildService, serviceHostname, serviceResourceName } from './services.js';
 export { buildWorkload, canonicalService, workloadIdentity, workloadUid, type WorkloadInputs } from './workloads.js';
+export { addressLookup, type AddressLookup } from './address-lookup.js';
 export {
   buildWds,
   emptyClusterState,
-  WdsCache,
+  WdsModel,
   type ClusterState,
-  type WdsBuildOptions,
+  type WdsContents,
   type WdsBuildStats,
   type WdsSnapshot,
   type WdsWarning,

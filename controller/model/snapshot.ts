@@ -3,40 +3,42 @@
  * istio.workload.Address (workloads by uid, services by `<ns>/<hostname>`) and istio.security.Authorization
  * (`<ns>/<name>`), each an XdsResource whose version is a hash of its encoded body.
  *
- * `buildWds` is a pure function of (state, options); a `WdsCache` passed in the options makes it incremental in
- * the way Istio's krt collections are: the cache remembers the previous state, diffs the new one against it by
- * record identity (records are immutable, so an unchanged object is the same object), and recomputes only the
- * outputs whose inputs changed. A workload's inputs are its pod, its namespace, its node, the services that may
- * select it (by label index) or list it (EndpointSlices), and the policies and PeerAuthentications of its
- * namespace and the root namespace; reverse indexes (pods by namespace, node and label; services by label;
- * slices by pod and by service) turn a change of any of those into the set of pods to rebuild. A rebuilt output
- * whose encoding is byte-identical keeps its previous resource object and version, so subscribers see no change.
- * The published sets share unchanged parts with the previous snapshot (resource-set.ts), so a one-pod change
- * costs about a millisecond at 10k pods, mostly the identity diff of the pod map.
+ * WdsModel is that function made incremental on the derived-collection runtime (../krt): the ClusterState is fed
+ * into input collections (diffed by identity), and the resources are collections derived from them by the pure
+ * conversions of this folder. Each transform reads its inputs through the runtime, which records the reads, so a
+ * change recomputes exactly the outputs that read what changed, with no index kept by hand:
  *
- * The result is the same with or without a cache (the tests check this); the cache only saves work. It starts
- * over when the options change.
+ *   namespaces nodes pods services endpointSlices authorizationPolicies peerAuthentications   (inputs)
+ *        └───────┴────┴─────┴───────────┴───────────────┴──────────────────┴──▶ workloadAddresses
+ *                           services ───────────────────────────────────────────▶ serviceAddresses
+ *                                            authorizationPolicies ─▶ policyConversions ─▶ authorizations
+ *                                                                                       └─▶ policyWarnings
+ *                                                          peerAuthentications ─▶ convertedPeerAuthentications
+ *                                                                              └─▶ staticStrictPolicy
+ *
+ * An output whose encoding is byte-identical keeps its previous resource object and version, so subscribers see
+ * no change. The published sets share unchanged parts with the previous snapshot (resource-set.ts). `buildWds`
+ * is the same model built once: the results are the same either way (the tests check this).
  */
-import { istio } from '../../lib/proto/index.js';
-import { makeResource, type ResourceSet, type XdsResource } from '../../lib/xds/resource.js';
-import {
-  objectKey,
-  type AuthorizationPolicyRecord,
-  type EndpointSliceRecord,
-  type Labels,
-  type NamespaceRecord,
-  type NodeRecord,
-  type PeerAuthenticationRecord,
-  type PodRecord,
-  type ServiceRecord,
+import type { ResourceSet, XdsResource } from '../../lib/xds/resource.js';
+import { type Collection, type CollectionEvent, Runtime } from '../krt/index.js';
+import type {
+  AuthorizationPolicyRecord,
+  EndpointSliceRecord,
+  NamespaceRecord,
+  NodeRecord,
+  PeerAuthenticationRecord,
+  PodRecord,
+  ServiceRecord,
 } from '../kube/records.js';
-import { convertAuthorizationPolicy, policyResourceName } from './authorization.js';
-import { ResourceSetBuilder } from './resource-set.js';
+import { type AddressLookup, addressLookup } from './address-lookup.js';
+import { type AuthorizationCollections, authorizationCollections, type PolicyConversion } from './collections/authorizations.js';
+import { type ClusterInputs, clusterInputs, feedClusterState } from './collections/inputs.js';
+import { type PeerAuthenticationCollections, peerAuthenticationCollections } from './collections/peer-authentications.js';
+import { type ServiceCollection, serviceCollection } from './collections/services.js';
+import { type WorkloadCollection, workloadCollection } from './collections/workloads.js';
 import { modelOptions, sameOptions, type ModelOptions } from './options.js';
-import { convertPeerAuthentication, namespacePolicy, staticStrictPolicy } from './peer-authentication.js';
-import { selects } from './selectors.js';
-import { buildService, serviceResourceName } from './services.js';
-import { buildWorkload, workloadUid, type WorkloadInputs } from './workloads.js';
+import { ResourceSetBuilder } from './resource-set.js';
 
 /** Everything the WDS transforms read. Namespaced maps are keyed `<namespace>/<name>` (objectKey), others by name. */
 export interface ClusterState {
@@ -93,387 +95,141 @@ export interface WdsSnapshot {
   readonly stats: WdsBuildStats;
 }
 
-export interface WdsBuildOptions extends Partial<ModelOptions> {
-  /** Memo of the previous build; reuse one per resource stream to make rebuilds proportional to the change. */
-  readonly cache?: WdsCache;
+/** The contents of every derived collection, by key; resources as `<name>@<version>`. */
+export interface WdsContents {
+  readonly workloadAddresses: Readonly<Record<string, string>>;
+  readonly serviceAddresses: Readonly<Record<string, string>>;
+  readonly policyConversions: Readonly<Record<string, PolicyConversion>>;
+  readonly authorizations: Readonly<Record<string, string>>;
+  readonly policyWarnings: readonly WdsWarning[];
+  readonly convertedPeerAuthentications: Readonly<Record<string, string>>;
+  readonly staticStrictPolicy: string | undefined;
 }
 
-export function buildWds(state: ClusterState, options: WdsBuildOptions = {}): WdsSnapshot {
-  const { cache, ...rest } = options;
-  return (cache ?? new WdsCache()).build(state, modelOptions(rest));
+/** Counts of transform runs, to report per build. */
+interface Recomputed {
+  readonly workloads: number;
+  readonly services: number;
+  readonly policies: number;
 }
 
-// --- the memo ------------------------------------------------------------------------------------------------
+/** The collection graph for one set of options, and the resource sets it publishes. */
+class WdsGraph {
+  readonly options: ModelOptions;
+  readonly runtime = new Runtime();
+  readonly inputs: ClusterInputs;
+  readonly workloads: WorkloadCollection;
+  readonly services: ServiceCollection;
+  readonly authorizations: AuthorizationCollections;
+  readonly peerAuthentications: PeerAuthenticationCollections;
+  // The published sets (by resource name); each snapshot shares what did not change with the previous one.
+  readonly addresses = new ResourceSetBuilder();
+  readonly authorizationSet = new ResourceSetBuilder();
+  resourcesChanged = 0;
 
-const EMPTY: ClusterState = emptyClusterState();
-
-function addTo<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
-  let s = m.get(k);
-  if (s === undefined) {
-    s = new Set();
-    m.set(k, s);
+  constructor(options: ModelOptions) {
+    const rt = this.runtime;
+    this.options = options;
+    this.inputs = clusterInputs(rt);
+    this.workloads = workloadCollection(rt, this.inputs, options);
+    this.services = serviceCollection(rt, this.inputs, options);
+    this.authorizations = authorizationCollections(rt, this.inputs, options);
+    this.peerAuthentications = peerAuthenticationCollections(rt, this.inputs, options);
+    this.workloads.collection.subscribe(this.#publish(this.addresses, (r) => r));
+    this.services.collection.subscribe(this.#publish(this.addresses, (r) => r));
+    this.authorizations.resources.subscribe(this.#publish(this.authorizationSet, (r) => r));
+    this.peerAuthentications.converted.subscribe(this.#publish(this.authorizationSet, (r) => r));
+    this.peerAuthentications.staticStrict.subscribe(this.#publish(this.authorizationSet, (r) => r));
   }
-  s.add(v);
-}
 
-function removeFrom<K, V>(m: Map<K, Set<V>>, k: K, v: V): void {
-  const s = m.get(k);
-  if (s === undefined) return;
-  s.delete(v);
-  if (s.size === 0) m.delete(k);
-}
-
-/** Calls `f` for every key whose record differs by identity (added, replaced or removed). */
-function diff<V>(
-  prev: ReadonlyMap<string, V>,
-  next: ReadonlyMap<string, V>,
-  f: (key: string, old: V | undefined, now: V | undefined) => void,
-): void {
-  if (prev === next) return;
-  let kept = 0;
-  for (const [k, v] of next) {
-    const o = prev.get(k);
-    if (o !== undefined) kept++;
-    if (o !== v) f(k, o, v);
+  /** Applies the changes of a collection to a published set. */
+  #publish<O>(set: ResourceSetBuilder, resourceOf: (o: O) => XdsResource): (events: readonly CollectionEvent<O>[]) => void {
+    return (events) => {
+      for (const e of events) {
+        const before = e.before === undefined ? undefined : resourceOf(e.before);
+        const after = e.after === undefined ? undefined : resourceOf(e.after);
+        if (before === after) continue;
+        this.resourcesChanged++;
+        if (before !== undefined && (after === undefined || after.name !== before.name)) set.delete(before.name);
+        if (after !== undefined) set.set(after);
+      }
+    };
   }
-  // Every previous key is still there: nothing was removed, and the second pass can be skipped.
-  if (kept === prev.size) return;
-  for (const [k, o] of prev) if (!next.has(k)) f(k, o, undefined);
+
+  contents(): WdsContents {
+    const versions = (c: Collection<XdsResource>): Record<string, string> =>
+      Object.fromEntries(c.entries().map(([k, r]) => [k, `${r.name}@${r.version}`]));
+    const strict = this.peerAuthentications.staticStrict.get();
+    return {
+      workloadAddresses: versions(this.workloads.collection),
+      serviceAddresses: versions(this.services.collection),
+      policyConversions: Object.fromEntries(this.authorizations.conversions.entries()),
+      authorizations: versions(this.authorizations.resources),
+      policyWarnings: this.authorizations.warnings.get() ?? [],
+      convertedPeerAuthentications: versions(this.peerAuthentications.converted),
+      staticStrictPolicy: strict === undefined ? undefined : `${strict.name}@${strict.version}`,
+    };
+  }
+
+  recomputed(): Recomputed {
+    return {
+      workloads: this.workloads.collection.stats.recomputed,
+      services: this.services.collection.stats.recomputed,
+      policies: this.authorizations.conversions.stats.recomputed + this.peerAuthentications.converted.stats.recomputed,
+    };
+  }
 }
 
-const labelKey = (k: string, v: string): string => `${k}\u0000${v}`;
-
-/** One label of a non-empty selector, the same every time for the same (immutable) selector. */
-function firstPair(selector: Labels): string | undefined {
-  for (const k in selector) return labelKey(k, selector[k] as string);
-  return undefined;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
-}
-
-/** A resource for `body`, or `prev` itself when the body did not change (same version, nothing to push). */
-function resourceFor(name: string, body: Uint8Array, prev: XdsResource | undefined): XdsResource {
-  return prev !== undefined && prev.name === name && sameBytes(prev.body, body) ? prev : makeResource(name, body);
-}
-
-const encodeAddress = (a: istio.workload.Address.$Properties): Uint8Array => istio.workload.Address.encode(a).finish();
-const encodeAuthorization = (a: istio.security.Authorization.$Properties): Uint8Array => istio.security.Authorization.encode(a).finish();
+const NOTHING_RECOMPUTED: Recomputed = { workloads: 0, services: 0, policies: 0 };
 
 /**
- * The incremental state of `buildWds`. Opaque: create one, pass it to every build of one stream of states, and
- * drop it to start over. Not shared between concurrent streams.
+ * The incremental WDS model: feed it successive ClusterStates, get snapshots. Opaque; one per stream of states
+ * (it keeps the previous state to diff against). The options are fixed for the graph's life: when they change,
+ * the model starts over with a new graph (they change only with the controller's configuration).
  */
-export class WdsCache {
-  #opts: ModelOptions | undefined;
-  #state: ClusterState = EMPTY;
+export class WdsModel {
+  #graph: WdsGraph | undefined;
+  #counted: Recomputed = NOTHING_RECOMPUTED;
 
-  // Reverse indexes over the current state.
-  readonly #podsByNs = new Map<string, Set<string>>();
-  readonly #podsByNode = new Map<string, Set<string>>();
-  readonly #podsByLabel = new Map<string, Set<string>>();
-  /** `<ns>\0<label pair>` of each selector service. */
-  readonly #servicesByLabel = new Map<string, Set<string>>();
-  readonly #slicesByPod = new Map<string, Set<string>>();
-  readonly #slicesByService = new Map<string, Set<string>>();
-  readonly #policiesByNs = new Map<string, Set<string>>();
-  readonly #peerAuthsByNs = new Map<string, Set<string>>();
-
-  // Outputs, by source key.
-  readonly #workloads = new Map<string, XdsResource>();
-  readonly #services = new Map<string, XdsResource>();
-  readonly #policies = new Map<string, XdsResource>();
-  readonly #policyWarnings = new Map<string, WdsWarning>();
-  readonly #peerAuthPolicies = new Map<string, XdsResource>();
-  #staticStrict: XdsResource | undefined;
-
-  // The published sets (by resource name); each snapshot shares what did not change with the previous one.
-  readonly #addresses = new ResourceSetBuilder();
-  readonly #authorizations = new ResourceSetBuilder();
-  #warnings: readonly WdsWarning[] = [];
-
-  build(state: ClusterState, opts: ModelOptions): WdsSnapshot {
-    if (this.#opts === undefined || !sameOptions(this.#opts, opts)) this.#reset(opts);
-    try {
-      return this.#build(state, opts);
-    } catch (err) {
-      // A build that stopped half way left the indexes ahead of the outputs: the next build starts over.
-      this.#opts = undefined;
-      throw err;
+  update(state: ClusterState, options: Partial<ModelOptions> = {}): WdsSnapshot {
+    const opts = modelOptions(options);
+    if (this.#graph === undefined || !sameOptions(this.#graph.options, opts)) {
+      this.#graph = new WdsGraph(opts);
+      this.#counted = NOTHING_RECOMPUTED;
     }
-  }
-
-  #build(state: ClusterState, opts: ModelOptions): WdsSnapshot {
-    const prev = this.#state;
-    const dirtyPods = new Set<string>();
-    const dirtyServices = new Set<string>();
-    const dirtyPolicies = new Set<string>();
-    let peerAuthsChanged = false;
-    const markAll = (keys: Iterable<string> | undefined): void => {
-      if (keys !== undefined) for (const k of keys) dirtyPods.add(k);
-    };
-
-    // Pods first: the label index must describe the new pods before selectors are evaluated against it.
-    diff(prev.pods, state.pods, (key, old, now) => {
-      if (old !== undefined) this.#unindexPod(key, old);
-      if (now !== undefined) this.#indexPod(key, now);
-      dirtyPods.add(key);
-    });
-    diff(prev.namespaces, state.namespaces, (name) => markAll(this.#podsByNs.get(name)));
-    diff(prev.nodes, state.nodes, (name) => markAll(this.#podsByNode.get(name)));
-    diff(prev.endpointSlices, state.endpointSlices, (key, old, now) => {
-      for (const s of [old, now]) {
-        if (s === undefined) continue;
-        for (const e of s.endpoints) if (e.targetRef !== undefined) dirtyPods.add(objectKey(e.targetRef));
-      }
-      if (old !== undefined) this.#indexSlice(key, old, false);
-      if (now !== undefined) this.#indexSlice(key, now, true);
-    });
-    diff(prev.services, state.services, (key, old, now) => {
-      dirtyServices.add(key);
-      for (const s of [old, now]) {
-        if (s?.selector !== undefined) this.#podsSelectedBy(s.selector, s.namespace, state, dirtyPods);
-      }
-      // Pods listed by the service's slices reference it even without a selector.
-      for (const sliceKey of this.#slicesByService.get(key) ?? []) {
-        for (const e of state.endpointSlices.get(sliceKey)?.endpoints ?? [])
-          if (e.targetRef !== undefined) dirtyPods.add(objectKey(e.targetRef));
-      }
-      if (old !== undefined) this.#indexService(key, old, false);
-      if (now !== undefined) this.#indexService(key, now, true);
-    });
-    diff(prev.authorizationPolicies, state.authorizationPolicies, (key, old, now) => {
-      dirtyPolicies.add(key);
-      for (const p of [old, now]) {
-        if (p?.selector === undefined) continue;
-        this.#podsSelectedBy(p.selector, p.namespace === opts.rootNamespace ? undefined : p.namespace, state, dirtyPods);
-      }
-      if (old !== undefined) removeFrom(this.#policiesByNs, old.namespace, key);
-      if (now !== undefined) addTo(this.#policiesByNs, now.namespace, key);
-    });
-    diff(prev.peerAuthentications, state.peerAuthentications, (key, old, now) => {
-      peerAuthsChanged = true;
-      for (const p of [old, now]) {
-        if (p === undefined) continue;
-        if (p.namespace === opts.rootNamespace) {
-          // The mesh-wide policy reaches every workload; root-namespace selector policies reach none.
-          if (p.selector === undefined) markAll(state.pods.keys());
-        } else if (p.selector === undefined) markAll(this.#podsByNs.get(p.namespace));
-        else this.#podsSelectedBy(p.selector, p.namespace, state, dirtyPods);
-      }
-      if (old !== undefined) removeFrom(this.#peerAuthsByNs, old.namespace, key);
-      if (now !== undefined) addTo(this.#peerAuthsByNs, now.namespace, key);
-    });
-    this.#state = state;
-
-    let changed = 0;
-    const publish = (set: ResourceSetBuilder, oldRes: XdsResource | undefined, newRes: XdsResource | undefined): void => {
-      if (oldRes === newRes) return;
-      changed++;
-      if (oldRes !== undefined && (newRes === undefined || newRes.name !== oldRes.name)) set.delete(oldRes.name);
-      if (newRes !== undefined) set.set(newRes);
-    };
-
-    for (const key of dirtyPods) {
-      const old = this.#workloads.get(key);
-      const pod = state.pods.get(key);
-      const w = pod === undefined ? undefined : buildWorkload(this.#workloadInputs(key, pod, state, opts), opts);
-      const res =
-        w === undefined
-          ? undefined
-          : resourceFor(workloadUid(opts.clusterId, w.namespace ?? '', w.name ?? ''), encodeAddress({ workload: w }), old);
-      if (res === undefined) this.#workloads.delete(key);
-      else this.#workloads.set(key, res);
-      publish(this.#addresses, old, res);
-    }
-    for (const key of dirtyServices) {
-      const old = this.#services.get(key);
-      const rec = state.services.get(key);
-      const svc = rec === undefined ? undefined : buildService(rec, opts);
-      const res =
-        svc === undefined
-          ? undefined
-          : resourceFor(serviceResourceName(svc.namespace ?? '', svc.hostname ?? ''), encodeAddress({ service: svc }), old);
-      if (res === undefined) this.#services.delete(key);
-      else this.#services.set(key, res);
-      publish(this.#addresses, old, res);
-    }
-    for (const key of dirtyPolicies) {
-      const old = this.#policies.get(key);
-      const rec = state.authorizationPolicies.get(key);
-      const conv = rec === undefined ? undefined : convertAuthorizationPolicy(rec, opts);
-      const res = conv?.authorization === undefined ? undefined : resourceFor(key, encodeAuthorization(conv.authorization), old);
-      if (res === undefined) this.#policies.delete(key);
-      else this.#policies.set(key, res);
-      const message = conv?.warnings[0];
-      if (rec !== undefined && message !== undefined) {
-        this.#policyWarnings.set(key, {
-          kind: 'AuthorizationPolicy',
-          namespace: rec.namespace,
-          name: rec.name,
-          reason: 'UnsupportedValue',
-          message,
-        });
-      } else this.#policyWarnings.delete(key);
-      publish(this.#authorizations, old, res);
-    }
-    if (peerAuthsChanged) changed += this.#rebuildPeerAuthPolicies(state, opts);
-
-    if (dirtyPolicies.size > 0) {
-      this.#warnings = [...this.#policyWarnings.values()].sort((a, b) =>
-        a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
-      );
-    }
+    const g = this.#graph;
+    feedClusterState(g.inputs, state);
+    const changedBefore = g.resourcesChanged;
+    g.runtime.flush();
+    const now = g.recomputed();
     const stats: WdsBuildStats = {
-      workloadsRecomputed: dirtyPods.size,
-      servicesRecomputed: dirtyServices.size,
-      policiesRecomputed: dirtyPolicies.size + (peerAuthsChanged ? state.peerAuthentications.size : 0),
-      resourcesChanged: changed,
+      workloadsRecomputed: now.workloads - this.#counted.workloads,
+      servicesRecomputed: now.services - this.#counted.services,
+      policiesRecomputed: now.policies - this.#counted.policies,
+      resourcesChanged: g.resourcesChanged - changedBefore,
     };
-    return { addresses: this.#addresses.snapshot(), authorizations: this.#authorizations.snapshot(), warnings: this.#warnings, stats };
-  }
-
-  #reset(opts: ModelOptions): void {
-    this.#opts = opts;
-    this.#state = EMPTY;
-    for (const m of [
-      this.#podsByNs,
-      this.#podsByNode,
-      this.#podsByLabel,
-      this.#servicesByLabel,
-      this.#slicesByPod,
-      this.#slicesByService,
-      this.#policiesByNs,
-      this.#peerAuthsByNs,
-    ])
-      m.clear();
-    for (const m of [this.#workloads, this.#services, this.#policies, this.#peerAuthPolicies]) m.clear();
-    this.#addresses.clear();
-    this.#authorizations.clear();
-    this.#policyWarnings.clear();
-    this.#warnings = [];
-    this.#staticStrict = undefined;
-  }
-
-  #indexPod(key: string, pod: PodRecord): void {
-    addTo(this.#podsByNs, pod.namespace, key);
-    if (pod.nodeName !== '') addTo(this.#podsByNode, pod.nodeName, key);
-    for (const k in pod.labels) addTo(this.#podsByLabel, labelKey(k, pod.labels[k] as string), key);
-  }
-
-  #unindexPod(key: string, pod: PodRecord): void {
-    removeFrom(this.#podsByNs, pod.namespace, key);
-    if (pod.nodeName !== '') removeFrom(this.#podsByNode, pod.nodeName, key);
-    for (const k in pod.labels) removeFrom(this.#podsByLabel, labelKey(k, pod.labels[k] as string), key);
-  }
-
-  #indexService(key: string, svc: ServiceRecord, add: boolean): void {
-    const op = add ? addTo : removeFrom;
-    const pair = svc.selector === undefined ? undefined : firstPair(svc.selector);
-    if (pair !== undefined) op(this.#servicesByLabel, `${svc.namespace}\u0000${pair}`, key);
-  }
-
-  #indexSlice(key: string, slice: EndpointSliceRecord, add: boolean): void {
-    const op = add ? addTo : removeFrom;
-    if (slice.serviceName !== undefined) op(this.#slicesByService, `${slice.namespace}/${slice.serviceName}`, key);
-    for (const e of slice.endpoints) if (e.targetRef !== undefined) op(this.#slicesByPod, objectKey(e.targetRef), key);
-  }
-
-  /** Adds the pods a selector selects (in `namespace`, or anywhere when undefined) to `out`. */
-  #podsSelectedBy(selector: Labels, namespace: string | undefined, state: ClusterState, out: Set<string>): void {
-    const pair = firstPair(selector);
-    const candidates =
-      pair !== undefined ? this.#podsByLabel.get(pair) : namespace !== undefined ? this.#podsByNs.get(namespace) : state.pods.keys();
-    for (const key of candidates ?? []) {
-      const pod = state.pods.get(key);
-      if (pod !== undefined && (namespace === undefined || pod.namespace === namespace) && selects(selector, pod.labels)) out.add(key);
-    }
-  }
-
-  #workloadInputs(key: string, pod: PodRecord, state: ClusterState, opts: ModelOptions): WorkloadInputs {
-    const services = new Set<ServiceRecord>();
-    for (const k in pod.labels) {
-      for (const sk of this.#servicesByLabel.get(`${pod.namespace}\u0000${labelKey(k, pod.labels[k] as string)}`) ?? []) {
-        const s = state.services.get(sk);
-        if (s !== undefined) services.add(s);
-      }
-    }
-    const slices: EndpointSliceRecord[] = [];
-    for (const sk of this.#slicesByPod.get(key) ?? []) {
-      const slice = state.endpointSlices.get(sk);
-      if (slice === undefined) continue;
-      slices.push(slice);
-      const svc = slice.serviceName === undefined ? undefined : state.services.get(`${slice.namespace}/${slice.serviceName}`);
-      if (svc !== undefined) services.add(svc);
-    }
-    const inNamespaces = <T>(index: Map<string, Set<string>>, records: ReadonlyMap<string, T>): T[] => {
-      const out: T[] = [];
-      for (const ns of pod.namespace === opts.rootNamespace ? [pod.namespace] : [pod.namespace, opts.rootNamespace]) {
-        for (const k of index.get(ns) ?? []) {
-          const r = records.get(k);
-          if (r !== undefined) out.push(r);
-        }
-      }
-      return out;
-    };
+    this.#counted = now;
     return {
-      pod,
-      namespace: state.namespaces.get(pod.namespace),
-      node: pod.nodeName === '' ? undefined : state.nodes.get(pod.nodeName),
-      // Sorted by key so that the services map is built in one order whatever the index order was.
-      services: [...services].sort((a, b) => (objectKey(a) < objectKey(b) ? -1 : 1)),
-      endpointSlices: slices,
-      authorizationPolicies: inNamespaces(this.#policiesByNs, state.authorizationPolicies),
-      peerAuthentications: inNamespaces(this.#peerAuthsByNs, state.peerAuthentications),
+      addresses: g.addresses.snapshot(),
+      authorizations: g.authorizationSet.snapshot(),
+      warnings: g.authorizations.warnings.get() ?? [],
+      stats,
     };
   }
 
-  /** The static STRICT policy and the converted port-level policies; there are few, so all are redone. */
-  #rebuildPeerAuthPolicies(state: ClusterState, opts: ModelOptions): number {
-    const byNs = new Map<string, PeerAuthenticationRecord[]>();
-    for (const pa of state.peerAuthentications.values()) {
-      const list = byNs.get(pa.namespace);
-      if (list === undefined) byNs.set(pa.namespace, [pa]);
-      else list.push(pa);
-    }
-    const rootPolicy = namespacePolicy(byNs.get(opts.rootNamespace) ?? [], opts.rootNamespace);
-    const next = new Map<string, XdsResource>();
-    for (const [ns, list] of byNs) {
-      const nsPolicy = namespacePolicy(list, ns);
-      for (const pa of list) {
-        const converted = convertPeerAuthentication(pa, nsPolicy, rootPolicy, opts.rootNamespace);
-        if (converted === undefined) continue;
-        const name = policyResourceName(pa.namespace, converted.name ?? '');
-        next.set(name, resourceFor(name, encodeAuthorization(converted), this.#peerAuthPolicies.get(name)));
-      }
-    }
-    let changed = 0;
-    for (const name of this.#peerAuthPolicies.keys()) {
-      if (!next.has(name)) {
-        this.#authorizations.delete(name);
-        changed++;
-      }
-    }
-    for (const [name, res] of next) {
-      if (this.#peerAuthPolicies.get(name) !== res) {
-        this.#authorizations.set(res);
-        changed++;
-      }
-    }
-    this.#peerAuthPolicies.clear();
-    for (const [k, v] of next) this.#peerAuthPolicies.set(k, v);
-
-    // Sent iff any PeerAuthentication exists; it is enforced only where a workload lists it.
-    const strictPolicy = staticStrictPolicy(opts.rootNamespace);
-    const name = policyResourceName(opts.rootNamespace, strictPolicy.name ?? '');
-    const res = state.peerAuthentications.size === 0 ? undefined : resourceFor(name, encodeAuthorization(strictPolicy), this.#staticStrict);
-    if (res !== this.#staticStrict) {
-      changed++;
-      if (res === undefined) this.#authorizations.delete(name);
-      else this.#authorizations.set(res);
-      this.#staticStrict = res;
-    }
-    return changed;
+  /** What every collection of the model holds (resources as `<name>@<version>`), for tests and debugging. */
+  contents(): WdsContents | undefined {
+    return this.#graph?.contents();
   }
+
+  /** On-demand resolution of Address names for a proxy on `nodeName`, against the last update (nothing before one). */
+  addressLookup(nodeName: string | undefined): AddressLookup | undefined {
+    const g = this.#graph;
+    return g === undefined ? undefined : addressLookup(g.workloads, g.services, nodeName);
+  }
+}
+
+/** The WDS snapshot of one state, built from scratch. */
+export function buildWds(state: ClusterState, options: Partial<ModelOptions> = {}): WdsSnapshot {
+  return new WdsModel().update(state, options);
 }
