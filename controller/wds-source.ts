@@ -1,13 +1,15 @@
 /**
  * What the xDS server serves to ztunnels: the WDS snapshot (istio.workload.Address, istio.security.Authorization)
- * built from the watched cluster state. A change only marks the snapshot stale; the rebuild happens once per debounced push,
+ * built from the watched cluster state, and the on-demand resolution of Address names for ztunnels that subscribe
+ * by name (XDS_ON_DEMAND). A change only marks the snapshot stale; the rebuild happens once per debounced push,
  * when the server first asks, and recomputes only what read the changed objects (model/snapshot.ts).
  */
 import { TypeUrl } from '../lib/proto/index.js';
 import type { ResourceSet } from '../lib/xds/resource.js';
 import { type ClusterState, WdsModel, type WdsSnapshot } from './model/snapshot.js';
 import type { ModelOptions } from './model/options.js';
-import type { ResourceSource } from './xds/source.js';
+import type { ProxyInfo } from './xds/proxy.js';
+import type { OnDemandNames, ResourceSource } from './xds/source.js';
 
 export class WdsSource implements ResourceSource {
   readonly #state: () => ClusterState;
@@ -53,5 +55,12 @@ export class WdsSource implements ResourceSource {
     if (typeUrl === TypeUrl.Address) return this.snapshot().addresses;
     if (typeUrl === TypeUrl.Authorization) return this.snapshot().authorizations;
     return undefined;
+  }
+
+  /** Address names resolve on demand; Authorization is never on demand (ztunnel always subscribes to all of it). */
+  onDemand(typeUrl: string, proxy: ProxyInfo): OnDemandNames | undefined {
+    if (typeUrl !== TypeUrl.Address) return undefined;
+    this.snapshot();
+    return this.#model.addressLookup(proxy.nodeName);
   }
 }

@@ -2,8 +2,9 @@
  * One DeltaAggregatedResources stream, server side. Lifecycle: authenticate (before reading anything; the client's
  * messages wait in HTTP/2 flow control meanwhile) -> first request: its Node becomes the ProxyInfo -> per request:
  * rate budget, decode, validate, then the subscription rules of subscription.ts decide whether to respond -> pushes
- * arrive as type sets and are diffed against what the proxy holds; while the stream's send buffer is full, pushes
- * coalesce per type and are computed afresh on 'drain' (istiod's per-proxy push queue merges the same way).
+ * arrive as type sets and are diffed against what the proxy holds (for an on-demand subscription, against what its
+ * names stand for and what it gets unasked, as the source resolves them); while the stream's send buffer is full,
+ * pushes coalesce per type and are computed afresh on 'drain' (istiod's per-proxy push queue merges the same way).
  *
  * Anything hostile (undecodable bytes, bad node, unknown type, budgets exceeded) closes this stream with a status and
  * one log line with a stable code; it never throws out of a grpc-js callback.
@@ -19,9 +20,9 @@ import type { ResourceSet } from '../../lib/xds/resource.js';
 import type { XdsAuthContext, XdsAuthenticator, XdsCaller } from './auth.js';
 import type { XdsServerMetrics } from './metrics.js';
 import { type ProxyInfo, parseProxyNode } from './proxy.js';
-import type { ResourceSource } from './source.js';
+import type { OnDemandNames, ResourceSource } from './source.js';
 import { type ProxyStatusRecord, type TypeStatusRecord, ignoredType, syncStatusOf } from './status.js';
-import { type WatchState, applyRequest, computeDelta, newWatch, recordSent } from './subscription.js';
+import { type WatchState, applyRequest, computeDelta, grantOnDemand, newWatch, recordSent } from './subscription.js';
 
 type DeltaReq = envoy.service.discovery.v3.DeltaDiscoveryRequest;
 type DeltaRes = envoy.service.discovery.v3.DeltaDiscoveryResponse;
@@ -344,8 +345,9 @@ export class XdsConnection {
         },
         'xDS subscription',
       );
-      // A new subscription is always answered, even with nothing, so the proxy knows it has the full state.
-      if (outcome.respond) this.#respond(watch, set, outcome.announce, true);
+      // A new subscription is always answered, even with nothing, so the proxy knows it has the full state. An
+      // on-demand one that subscribes to nothing yet is answered too: it may have resources it gets unasked.
+      if (outcome.respond || (!watch.wildcard && this.#onDemand(typeUrl) !== undefined)) this.#respond(watch, set, outcome.announce, true);
       return;
     }
     const outcome = applyRequest(w, req, now, this.#deps.limits.maxNamesPerType);
@@ -375,6 +377,16 @@ export class XdsConnection {
     }
   }
 
+  #onDemand(typeUrl: string): OnDemandNames | undefined {
+    const proxy = this.#proxy;
+    if (!proxy || this.#deps.source.onDemand === undefined) return undefined;
+    try {
+      return this.#deps.source.onDemand(typeUrl, proxy);
+    } catch (err) {
+      throw new XdsError(XdsErrorCode.GENERATE_FAILED, `resolving on-demand names of ${typeUrl} for ${proxy.id} failed`, { cause: err });
+    }
+  }
+
   #flush(): void {
     for (const typeUrl of this.#pending) {
       if (this.#blocked || this.#closed) return;
@@ -389,7 +401,9 @@ export class XdsConnection {
   #respond(w: WatchState, set: ResourceSet, announce: readonly string[], always: boolean): void {
     const proxy = this.#proxy;
     if (!proxy || this.#closed) return;
-    const delta = computeDelta(w, set, announce);
+    const names = w.wildcard ? undefined : this.#onDemand(w.typeUrl);
+    if (names !== undefined) grantOnDemand(w, set, names);
+    const delta = computeDelta(w, set, announce, names);
     if (!always && delta.resources.length === 0 && delta.removed.length === 0) return;
     const nonce = randomUUID();
     let bytes = 0;
@@ -399,7 +413,9 @@ export class XdsConnection {
       nonce,
       resources: delta.resources.map((r) => {
         bytes += r.body.length;
-        return { name: r.name, version: r.version, resource: { type_url: w.typeUrl, value: r.body } };
+        // On demand, a resource also answers to its aliases (a workload's `<network>/<ip>`), as istiod sends them.
+        const aliases = names === undefined ? [] : [...names.aliases(r.name)];
+        return { name: r.name, version: r.version, aliases, resource: { type_url: w.typeUrl, value: r.body } };
       }),
       removedResources: [...delta.removed],
       ...(this.#deps.controlPlaneId ? { controlPlane: { identifier: this.#deps.controlPlaneId } } : {}),

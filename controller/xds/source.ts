@@ -5,6 +5,20 @@
 import type { ResourceSet, XdsResource } from '../../lib/xds/resource.js';
 import type { ProxyInfo } from './proxy.js';
 
+/**
+ * What explicitly subscribed names stand for, for a type proxies may subscribe to by name on demand (ztunnel's
+ * XDS_ON_DEMAND for istio.workload.Address; istiod pilot/pkg/xds/workload.go `generateDeltasOndemand`). Answers
+ * are about the set `resources()` returned last for the same proxy.
+ */
+export interface OnDemandNames {
+  /** The resource names `name` stands for (itself when it names a resource); empty when it matches nothing. */
+  resolve(name: string): readonly string[];
+  /** Resources the proxy receives without asking (istiod `AdditionalPodSubscriptions`: the workloads of its node). */
+  unasked(): readonly string[];
+  /** The other names a resource answers to (`Resource.aliases` in the response). */
+  aliases(name: string): readonly string[];
+}
+
 export interface ResourceSource {
   /**
    * Every resource of `typeUrl` that `proxy` may see, by name; `undefined` when this type is not served to this
@@ -13,6 +27,11 @@ export interface ResourceSource {
    * proxy's stream with INTERNAL (it reconnects and tries again).
    */
   resources(typeUrl: string, proxy: ProxyInfo): ResourceSet | undefined;
+  /**
+   * How names subscribed by `proxy` resolve, for types served on demand; undefined (or absent) when a name is
+   * just a resource name. Consulted only for subscriptions that are not wildcard.
+   */
+  onDemand?(typeUrl: string, proxy: ProxyInfo): OnDemandNames | undefined;
 }
 
 /**

@@ -8,6 +8,12 @@
  * unsubscribes ["*"] in one request to mean "nothing yet". Names in initial_resource_versions are subscribed too
  * (istiod's deltaWatchedResources does the same), so an on-demand client keeps what it had across a reconnect.
  *
+ * On demand (istiod pilot/pkg/xds/workload.go generateDeltasOndemand), for types whose source resolves names: a
+ * subscribed name may stand for resources of other names (an address for a workload, a hostname for a service and
+ * its workloads), and some resources are sent unasked (the workloads of the proxy's node). Those are granted to
+ * the subscription, and stay granted while they exist, as istiod merges what it sent into the watched names; a name
+ * that matches nothing is answered in removed_resources.
+ *
  * ACK/NACK (istiod ShouldRespond, reference/control-plane.md §7): error_detail = NACK: record the error, do not
  * respond; a response_nonce other than the last one sent is stale and acknowledges nothing; the last nonce = ACK,
  * which also clears a standing error. Subscription changes are applied whatever the nonce (they are independent of
@@ -16,6 +22,7 @@
 import type { envoy } from '../../lib/proto/index.js';
 import { XdsError, XdsErrorCode } from '../../lib/xds/errors.js';
 import type { ResourceSet, XdsResource } from '../../lib/xds/resource.js';
+import type { OnDemandNames } from './source.js';
 import type { SyncFacts } from './status.js';
 
 type DeltaReq = envoy.service.discovery.v3.DeltaDiscoveryRequest;
@@ -28,6 +35,8 @@ export interface WatchState extends SyncFacts {
   wildcard: boolean;
   /** Explicitly subscribed names. */
   readonly names: Set<string>;
+  /** Names the server subscribed the client to on demand (what its names resolved to, what it gets unasked). */
+  readonly granted: Set<string>;
   /** name -> version the client holds as far as we know: its initial claims, then every response we sent. */
   readonly sent: Map<string, string>;
   nonceSent?: string;
@@ -49,7 +58,7 @@ export interface RequestOutcome {
 }
 
 function covers(w: WatchState, name: string): boolean {
-  return w.wildcard || w.names.has(name);
+  return w.wildcard || w.names.has(name) || w.granted.has(name);
 }
 
 /** Applies subscribe then unsubscribe lists; returns the explicitly added names and whether coverage grew. */
@@ -72,7 +81,10 @@ function applyNames(
   }
   for (const name of unsubscribe) {
     if (name === WILDCARD) w.wildcard = false;
-    else w.names.delete(name);
+    else {
+      w.names.delete(name);
+      w.granted.delete(name);
+    }
   }
   if (w.names.size > maxNames) {
     throw new XdsError(XdsErrorCode.RESOURCE_EXHAUSTED, `more than ${maxNames} names subscribed for ${w.typeUrl} on one stream`);
@@ -87,7 +99,7 @@ function applyNames(
 /** The first request of a type on a stream (a new subscription or a reconnect). */
 export function newWatch(req: DeltaReq, maxNames: number): { watch: WatchState; outcome: RequestOutcome } {
   const subscribe = req.resourceNamesSubscribe ?? [];
-  const w: WatchState = { typeUrl: req.typeUrl, wildcard: subscribe.length === 0, names: new Set(), sent: new Map() };
+  const w: WatchState = { typeUrl: req.typeUrl, wildcard: subscribe.length === 0, names: new Set(), granted: new Set(), sent: new Map() };
   const { added } = applyNames(w, subscribe, req.resourceNamesUnsubscribe ?? [], maxNames);
   for (const [name, version] of Object.entries(req.initialResourceVersions ?? {})) {
     if (!w.wildcard) w.names.add(name);
@@ -127,6 +139,18 @@ export function applyRequest(w: WatchState, req: DeltaReq, now: number, maxNames
   return { kind, respond: grew, announce: added };
 }
 
+/**
+ * Brings what an on-demand subscription was granted up to date with `set`: granted names whose resource is gone
+ * are dropped (the next delta removes them), and what the subscribed names resolve to now and what the proxy gets
+ * unasked are added. A wildcard subscription covers everything already.
+ */
+export function grantOnDemand(w: WatchState, set: ResourceSet, names: OnDemandNames): void {
+  if (w.wildcard) return;
+  for (const g of w.granted) if (!set.has(g)) w.granted.delete(g);
+  for (const n of w.names) for (const r of names.resolve(n)) if (r !== n && set.has(r)) w.granted.add(r);
+  for (const r of names.unasked()) if (set.has(r)) w.granted.add(r);
+}
+
 export interface Delta {
   readonly resources: readonly XdsResource[];
   readonly removed: readonly string[];
@@ -134,21 +158,27 @@ export interface Delta {
 
 /**
  * What the client lacks: resources it is subscribed to whose version differs from what it holds, and names it
- * holds that no longer exist or are no longer subscribed, plus `announce`d names that do not exist.
+ * holds that no longer exist or are no longer subscribed, plus `announce`d names that match nothing (neither a
+ * resource nor, on demand, anything they resolve to).
  */
-export function computeDelta(w: WatchState, set: ResourceSet, announce: readonly string[] = []): Delta {
+export function computeDelta(w: WatchState, set: ResourceSet, announce: readonly string[] = [], names?: OnDemandNames): Delta {
   const resources: XdsResource[] = [];
   const removed: string[] = [];
+  const lacks = (name: string): void => {
+    const r = set.get(name);
+    if (r && w.sent.get(name) !== r.version) resources.push(r);
+  };
   if (w.wildcard) {
     for (const r of set.values()) if (w.sent.get(r.name) !== r.version) resources.push(r);
   } else {
-    for (const name of w.names) {
-      const r = set.get(name);
-      if (r && w.sent.get(name) !== r.version) resources.push(r);
-    }
+    for (const name of w.names) lacks(name);
+    for (const name of w.granted) if (!w.names.has(name)) lacks(name);
   }
   for (const name of w.sent.keys()) if (!covers(w, name) || !set.has(name)) removed.push(name);
-  for (const name of announce) if (!set.has(name) && !w.sent.has(name) && covers(w, name)) removed.push(name);
+  for (const name of announce) {
+    if (set.has(name) || w.sent.has(name) || !covers(w, name)) continue;
+    if (names === undefined || names.resolve(name).length === 0) removed.push(name);
+  }
   return { resources, removed };
 }
 

@@ -1,8 +1,8 @@
 /**
  * A delta ADS client (`DeltaAggregatedResources`), shaped after ztunnel's AdsClient (src/xds/client.rs): one stream
- * to the control plane, one wildcard subscription per configured type, a handler per type that applies updates and
- * may reject individual resources, ACK or NACK per response, and reconnects with backoff. Used by ztunnel for
- * workload discovery and by waypoints for Envoy xDS.
+ * to the control plane, one subscription per configured type (wildcard, or by name on demand), a handler per type
+ * that applies updates and may reject individual resources, ACK or NACK per response, and reconnects with backoff.
+ * Used by ztunnel for workload discovery and by waypoints for Envoy xDS.
  *
  * Lifecycle of one connection: token read (rotated tokens are picked up per connection) -> channel connects (TCP +
  * TLS, bounded by a deadline) -> stream opened with `authorization` and `clusterid` headers -> per type an initial
@@ -57,10 +57,15 @@ export type XdsHandlerResult = void | readonly XdsRejection[];
  */
 export type XdsHandler = (update: XdsUpdate) => XdsHandlerResult | Promise<XdsHandlerResult>;
 
-/** One subscribed type. The subscription is wildcard: the server decides what this proxy gets. */
+/**
+ * One subscribed type. The subscription is wildcard (the server decides what this proxy gets) unless `onDemand`:
+ * then, as ztunnel with XDS_ON_DEMAND (src/xds/client.rs), it starts subscribed to nothing and names are
+ * subscribed later with XdsClient.subscribe().
+ */
 export interface XdsWatch {
   readonly typeUrl: string;
   readonly handler: XdsHandler;
+  readonly onDemand?: boolean;
 }
 
 export type XdsClientTransport =
@@ -123,6 +128,7 @@ export interface XdsClientOptions {
 
 interface TypeState {
   readonly handler: XdsHandler;
+  readonly onDemand: boolean;
   /** name -> version of every resource the client holds: what initial_resource_versions reports on reconnect. */
   readonly known: Map<string, string>;
   acked: boolean;
@@ -246,7 +252,7 @@ export class XdsClient {
     this.#opts = opts;
     for (const w of opts.watches) {
       if (this.#types.has(w.typeUrl)) throw new XdsError(XdsErrorCode.BAD_REQUEST, `type ${w.typeUrl} is watched twice`);
-      this.#types.set(w.typeUrl, { handler: w.handler, known: new Map(), acked: false });
+      this.#types.set(w.typeUrl, { handler: w.handler, onDemand: w.onDemand === true, known: new Map(), acked: false });
     }
     this.#clock = opts.clock ?? systemClock;
     this.#random = opts.random ?? Math.random;
@@ -270,7 +276,7 @@ export class XdsClient {
     return s?.established === true && !s.ended;
   }
 
-  /** Every watched type has had a response ACKed since start (stays true across reconnects). */
+  /** Every watched type that is not on demand has had a response ACKed since start (stays true across reconnects). */
   get synced(): boolean {
     return this.#synced;
   }
@@ -283,6 +289,36 @@ export class XdsClient {
   /** name -> version the client holds for `typeUrl` (what it would report in initial_resource_versions). */
   knownResources(typeUrl: string): ReadonlyMap<string, string> {
     return new Map(this.#types.get(typeUrl)?.known ?? []);
+  }
+
+  /**
+   * Subscribes an on-demand type to `names` (ztunnel's demand). The names are kept with an empty version, so a
+   * reconnect asks for them again in initial_resource_versions, as ztunnel does.
+   */
+  subscribe(typeUrl: string, names: readonly string[]): void {
+    const state = this.#onDemandType(typeUrl);
+    for (const n of names) if (!state.known.has(n)) state.known.set(n, '');
+    this.#send({ typeUrl, resourceNamesSubscribe: [...names] });
+  }
+
+  /** Unsubscribes an on-demand type from `names`; the client no longer holds them (xDS protocol). */
+  unsubscribe(typeUrl: string, names: readonly string[]): void {
+    const state = this.#onDemandType(typeUrl);
+    for (const n of names) state.known.delete(n);
+    this.#send({ typeUrl, resourceNamesUnsubscribe: [...names] });
+  }
+
+  #onDemandType(typeUrl: string): TypeState {
+    const state = this.#types.get(typeUrl);
+    if (state?.onDemand !== true) throw new XdsError(XdsErrorCode.BAD_REQUEST, `type ${typeUrl} is not watched on demand by this client`);
+    return state;
+  }
+
+  /** Sends on the current stream, if there is one; otherwise the next connection's initial request carries it. */
+  #send(req: envoy.service.discovery.v3.DeltaDiscoveryRequest.$Properties): void {
+    const s = this.#session;
+    if (s?.stream === undefined || s.ended) return;
+    s.stream.write(envoy.service.discovery.v3.DeltaDiscoveryRequest.create(req));
   }
 
   /** Stops for good: cancels the stream and any pending reconnect. */
@@ -322,10 +358,12 @@ export class XdsClient {
   }
 
   #initialRequest(typeUrl: string, state: TypeState): DeltaReq {
-    // Empty resource_names_subscribe on the first request of a type = wildcard (xDS protocol, "wildcard mode").
+    // Empty resource_names_subscribe on the first request of a type = wildcard (xDS protocol, "wildcard mode");
+    // on demand, "*" subscribed and unsubscribed in one request = subscribed to nothing (ztunnel's workaround).
     return envoy.service.discovery.v3.DeltaDiscoveryRequest.create({
       typeUrl,
       node: this.#opts.node,
+      ...(state.onDemand ? { resourceNamesSubscribe: ['*'], resourceNamesUnsubscribe: ['*'] } : {}),
       initialResourceVersions: Object.fromEntries(state.known),
     });
   }
@@ -462,7 +500,8 @@ export class XdsClient {
     this.#emit({ kind: 'response', typeUrl, nonce, resources: resourceCount, removed: removed.length, rejected: rejections });
     if (state && rejections.length === 0 && !state.acked) {
       state.acked = true;
-      if (!this.#synced && [...this.#types.values()].every((t) => t.acked)) {
+      // ztunnel waits only for the types that are not on demand (src/xds/client.rs types_to_expect).
+      if (!this.#synced && [...this.#types.values()].every((t) => t.acked || t.onDemand)) {
         this.#synced = true;
         this.#resolveSynced();
         this.#emit({ kind: 'synced' });

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { envoy } from '../../lib/proto/index.js';
 import { type ResourceSet, makeResource } from '../../lib/xds/resource.js';
 import { type SyncFacts, syncStatusOf } from '../../controller/xds/status.js';
-import { type WatchState, applyRequest, computeDelta, newWatch, recordSent } from '../../controller/xds/subscription.js';
+import type { OnDemandNames } from '../../controller/xds/source.js';
+import { type WatchState, applyRequest, computeDelta, grantOnDemand, newWatch, recordSent } from '../../controller/xds/subscription.js';
 
 const T = 'type.googleapis.com/istio.workload.Address';
 const MAX = 1000;
@@ -164,5 +165,77 @@ describe('delta subscriptions', () => {
     assert.throws(() => newWatch(request({ resourceNamesSubscribe: many }), 10), { code: 'XDS_RESOURCE_EXHAUSTED' });
     const { watch } = newWatch(request({ resourceNamesSubscribe: ['x'] }), 10);
     assert.throws(() => applyRequest(watch, request({ resourceNamesSubscribe: many }), 1, 10), { code: 'XDS_RESOURCE_EXHAUSTED' });
+  });
+});
+
+describe('on-demand subscriptions', () => {
+  /** `/<ip>` names for w1 and w2, a service that stands for itself and w2, and w3 on the proxy's node. */
+  const names: OnDemandNames = {
+    resolve: (n) => ({ '/10.0.0.1': ['w1'], '/10.0.0.2': ['w2'], 'ns/svc': ['ns/svc', 'w2'], w1: ['w1'], w2: ['w2'], w3: ['w3'] })[n] ?? [],
+    unasked: () => ['w3'],
+    aliases: () => [],
+  };
+  const all = (): ResourceSet => set(['w1', '1'], ['w2', '2'], ['w3', '3'], ['ns/svc', 's']);
+  const onDemand = (): WatchState => newWatch(request({ resourceNamesSubscribe: ['*'], resourceNamesUnsubscribe: ['*'] }), MAX).watch;
+  const sentNames = (d: { resources: readonly { name: string }[] }): string[] => d.resources.map((r) => r.name).sort();
+
+  it('sends what the proxy gets unasked before it asks for anything', () => {
+    const w = onDemand();
+    grantOnDemand(w, all(), names);
+    assert.deepEqual(sentNames(computeDelta(w, all(), [], names)), ['w3']);
+  });
+
+  it('sends what a name stands for, under the resources’ own names, and does not echo the name', () => {
+    const w = onDemand();
+    const out = applyRequest(w, request({ resourceNamesSubscribe: ['/10.0.0.1', 'ns/svc'] }), 1, MAX);
+    grantOnDemand(w, all(), names);
+    const d = computeDelta(w, all(), out.announce, names);
+    assert.deepEqual(sentNames(d), ['ns/svc', 'w1', 'w2', 'w3']);
+    assert.deepEqual(d.removed, []);
+  });
+
+  it('answers a name that stands for nothing in removed_resources', () => {
+    const w = onDemand();
+    const out = applyRequest(w, request({ resourceNamesSubscribe: ['/10.9.9.9'] }), 1, MAX);
+    grantOnDemand(w, all(), names);
+    assert.deepEqual(computeDelta(w, all(), out.announce, names).removed, ['/10.9.9.9']);
+  });
+
+  it('keeps a granted resource while it exists, and removes it once it is gone', () => {
+    const w = onDemand();
+    applyRequest(w, request({ resourceNamesSubscribe: ['/10.0.0.2'] }), 1, MAX);
+    grantOnDemand(w, all(), names);
+    recordSent(w, computeDelta(w, all(), [], names), 'n1', 2);
+    const changed = set(['w1', '1'], ['w2', '2b'], ['w3', '3'], ['ns/svc', 's']);
+    grantOnDemand(w, changed, names);
+    assert.deepEqual(sentNames(computeDelta(w, changed, [], names)), ['w2'], 'a change of a granted resource is pushed');
+    recordSent(w, computeDelta(w, changed, [], names), 'n2', 3);
+    const gone = set(['w1', '1'], ['w3', '3'], ['ns/svc', 's']);
+    grantOnDemand(w, gone, names);
+    assert.deepEqual(computeDelta(w, gone, [], names), { resources: [], removed: ['w2'] });
+  });
+
+  it('keeps a resource granted by a name the client unsubscribes, until it unsubscribes the resource itself', () => {
+    const w = onDemand();
+    applyRequest(w, request({ resourceNamesSubscribe: ['/10.0.0.1'] }), 1, MAX);
+    grantOnDemand(w, all(), names);
+    recordSent(w, computeDelta(w, all(), [], names), 'n1', 2);
+    const changed = set(['w1', '1b'], ['w2', '2'], ['w3', '3'], ['ns/svc', 's']);
+    // As istiod, which merges what it sent into the watched names: the client holds w1 under its own name.
+    applyRequest(w, request({ resourceNamesUnsubscribe: ['/10.0.0.1'] }), 3, MAX);
+    grantOnDemand(w, changed, names);
+    assert.deepEqual(sentNames(computeDelta(w, changed, [], names)), ['w1']);
+    recordSent(w, computeDelta(w, changed, [], names), 'n2', 4);
+    applyRequest(w, request({ resourceNamesUnsubscribe: ['w1'] }), 5, MAX);
+    const again = set(['w1', '1c'], ['w2', '2'], ['w3', '3'], ['ns/svc', 's']);
+    grantOnDemand(w, again, names);
+    assert.deepEqual(computeDelta(w, again, [], names), { resources: [], removed: [] });
+  });
+
+  it('grants nothing to a wildcard subscription, which covers everything already', () => {
+    const { watch } = newWatch(request({}), MAX);
+    grantOnDemand(watch, all(), names);
+    assert.equal(watch.granted.size, 0);
+    assert.deepEqual(sentNames(computeDelta(watch, all(), [], names)), ['ns/svc', 'w1', 'w2', 'w3']);
   });
 });
