@@ -61,13 +61,23 @@ export interface Singleton<O> {
   subscribe(handler: EventHandler<O>, options?: SubscribeOptions): () => void;
 }
 
-export interface FetchOptions<O> {
+export interface FetchOptions<O, I = unknown> {
   /**
-   * Keeps only the values it accepts. The dependency is filtered too: a change re-runs the transform only when
-   * the value before or after it passes, so a change that makes a value newly match is seen, and others are not.
-   * Must be a pure function of the value (it is called again on later changes).
+   * Keeps only the values it accepts; `input` is the input of the key being computed (undefined in a singleton).
+   * The dependency is filtered too: a change re-runs the transform only when the value before or after it passes,
+   * so a change that makes a value newly match is seen, and others are not. Must be a pure function of its
+   * arguments: it is called again on later changes, with the input as it is then. A function that captures
+   * nothing (reading what it needs from `input`) costs no memory per read, which matters at 10k keys.
    */
-  readonly where?: (value: O) => boolean;
+  readonly where?: (value: O, input: I) => boolean;
+  /**
+   * A join: an index of the reading collection's own input under which this input has the key being read (pods
+   * by namespace, for a pod reading its namespace). The read is then recorded once for the whole collection, not
+   * once per key: a change under that key recomputes the inputs the index lists there (through `where`). This is
+   * what keeps dependency tracking cheap for reads many keys make alike. The runtime checks that the input is
+   * under the key (KRT_BAD_JOIN otherwise).
+   */
+  readonly via?: Index<I>;
 }
 
 /**
@@ -75,23 +85,30 @@ export interface FetchOptions<O> {
  * could change, the key is computed again. A transform may read only collections created before its own (so the
  * graph has no cycles and one pass in creation order settles it).
  */
-export interface HandlerContext {
+export interface HandlerContext<I = unknown> {
   /** Every value of `collection` (optionally filtered), in key order; depends on all of them. */
-  fetch<O>(collection: Collection<O>, options?: FetchOptions<O>): O[];
+  fetch<O>(collection: Collection<O>, options?: FetchOptions<O, I>): O[];
   /** The value under `key`; depends on that key only. */
-  fetchKey<O>(collection: Collection<O>, key: string): O | undefined;
-  /** The values under `key` of `index` (optionally filtered), in key order; depends on that index key only. */
-  fetchIndex<O>(index: Index<O>, key: string, options?: FetchOptions<O>): O[];
+  fetchKey<O>(collection: Collection<O>, key: string, options?: Pick<FetchOptions<O, I>, 'via'>): O | undefined;
+  /**
+   * The values under `key` of `index` (optionally filtered), in key order; depends on that index key only. Reading
+   * by the computed key's own key (a join on the same key) costs nothing per key.
+   */
+  fetchIndex<O>(index: Index<O>, key: string, options?: FetchOptions<O, I>): O[];
+  /**
+   * The singleton's value. Every key of the reading collection depends on it (not just this one): singletons hold
+   * what most keys read and what changes rarely, and so a read costs nothing per key.
+   */
   fetchSingleton<O>(singleton: Singleton<O>): O | undefined;
 }
 
 /** One input value → at most one output. `key` is the input's key, which the output is stored under. */
-export type Transform<I, O> = (ctx: HandlerContext, input: I, key: string) => O | undefined;
+export type Transform<I, O> = (ctx: HandlerContext<I>, input: I, key: string) => O | undefined;
 
 /** One input value → any number of outputs, each stored under its own key (`ManyOptions.key`). */
-export type ManyTransform<I, O> = (ctx: HandlerContext, input: I, key: string) => readonly O[];
+export type ManyTransform<I, O> = (ctx: HandlerContext<I>, input: I, key: string) => readonly O[];
 
-export type SingletonTransform<O> = (ctx: HandlerContext) => O | undefined;
+export type SingletonTransform<O> = (ctx: HandlerContext<undefined>) => O | undefined;
 
 export interface CollectionOptions<O> {
   /** When an output counts as unchanged; default structural equality (equality.ts `valueEquals`). */

@@ -10,22 +10,24 @@
  */
 import type { CollectionStats, Equals, HandlerContext } from './collection.js';
 import { FetchContext } from './context.js';
-import { type DirtyTarget, Reader } from './dependencies.js';
+import { type DirtyTarget, Reader, type Where } from './dependencies.js';
 import { KrtError, KrtErrorCode } from './errors.js';
 import { SINGLETON_KEY } from './singleton.js';
 import { type Propagation, Store } from './store.js';
 
 export type DerivedShape<I, O> =
-  | { readonly kind: 'one'; readonly transform: (ctx: HandlerContext, input: I, key: string) => O | undefined }
+  | { readonly kind: 'one'; readonly transform: (ctx: HandlerContext<I>, input: I, key: string) => O | undefined }
   | {
       readonly kind: 'many';
-      readonly transform: (ctx: HandlerContext, input: I, key: string) => readonly O[];
+      readonly transform: (ctx: HandlerContext<I>, input: I, key: string) => readonly O[];
       readonly key: (value: O) => string;
     }
-  | { readonly kind: 'singleton'; readonly transform: (ctx: HandlerContext) => O | undefined };
+  | { readonly kind: 'singleton'; readonly transform: (ctx: HandlerContext<undefined>) => O | undefined };
 
 export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
   readonly #source: Store<I> | undefined;
+  /** The store the inputs come from (joins check their index against it). */
+  readonly source: Store<unknown> | undefined;
   readonly #shape: DerivedShape<I, O>;
   readonly #equals: Equals<O>;
   readonly #outputs = new Map<string, O>();
@@ -48,6 +50,7 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
   ) {
     super(propagation, name, rank);
     this.#source = source;
+    this.source = source as Store<unknown> | undefined;
     this.#shape = shape;
     this.#equals = equals;
     if (source === undefined) this.#dirty.add(SINGLETON_KEY);
@@ -75,6 +78,19 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
     this.propagation.changed();
   }
 
+  markAllDirty(): void {
+    if (this.#source === undefined) this.#dirty.add(SINGLETON_KEY);
+    else for (const k of this.#source.keys()) this.#dirty.add(k);
+    this.propagation.changed();
+  }
+
+  passes(key: string, where: Where, before: unknown, after: unknown): boolean {
+    const input = this.#source?.peek(key);
+    // No input any more: the key is dirty anyway, since its input was deleted.
+    if (this.#source !== undefined && input === undefined) return true;
+    return (before !== undefined && where(before, input)) || (after !== undefined && where(after, input));
+  }
+
   process(): void {
     if (this.#dirty.size === 0) return;
     const keys = this.#dirty;
@@ -95,21 +111,21 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
   #compute(inKey: string): O | readonly O[] | undefined {
     const shape = this.#shape;
     let reader = this.#readers.get(inKey);
-    reader?.clear();
     const input = this.#source?.peek(inKey);
     if (this.#source !== undefined && input === undefined) {
       // The input is gone: so are its outputs and its reads.
+      reader?.clear();
       this.#readers.delete(inKey);
       return undefined;
     }
     reader ??= new Reader(this, inKey);
-    const ctx = new FetchContext(this, reader);
+    const ctx = new FetchContext<I>(this, reader, input as I);
     this.#recomputed++;
     let out: O | readonly O[] | undefined;
     try {
       if (shape.kind === 'one') out = shape.transform(ctx, input as I, inKey);
       else if (shape.kind === 'many') out = shape.transform(ctx, input as I, inKey);
-      else out = shape.transform(ctx);
+      else out = shape.transform(ctx as unknown as HandlerContext<undefined>);
     } catch (err) {
       // Its reads stay registered, so the key is tried again when one of them changes.
       this.propagation.report(
@@ -118,8 +134,8 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
       out = undefined;
     } finally {
       ctx.close();
+      reader.commit();
     }
-    reader.seal();
     if (reader.reads > 0) this.#readers.set(inKey, reader);
     else this.#readers.delete(inKey);
     return out;

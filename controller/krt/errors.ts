@@ -12,6 +12,8 @@ export const KrtErrorCode = {
   HANDLER_FAILED: 'KRT_HANDLER_FAILED',
   /** An input was changed during a propagation (from a transform or an event handler). */
   REENTRANT_CHANGE: 'KRT_REENTRANT_CHANGE',
+  /** A read through `via` an index that is not on the reader's input, or under which the input is not. */
+  BAD_JOIN: 'KRT_BAD_JOIN',
   /** A collection of another runtime, or a context used after its transform returned. */
   FOREIGN_COLLECTION: 'KRT_FOREIGN_COLLECTION',
 } as const;

@@ -55,6 +55,14 @@ export class IndexTable<O> implements Index<O> {
     if (cur.size === 1) this.#buckets.set(indexKey, cur.values().next().value as string);
   }
 
+  /** Calls `f` with every store key under `indexKey`, in no particular order. */
+  forEachUnder(indexKey: string, f: (key: string) => void): void {
+    const cur = this.#buckets.get(indexKey);
+    if (cur === undefined) return;
+    if (typeof cur === 'string') f(cur);
+    else for (const k of cur) f(k);
+  }
+
   /** Store keys under `indexKey`, sorted. */
   keysUnder(indexKey: string): readonly string[] {
     const cur = this.#buckets.get(indexKey);

@@ -218,6 +218,74 @@ describe('derived collections', () => {
     assert.equal(webOnNode.stats.recomputed - before, 2);
   });
 
+  it('a filter may read the input of the key being computed, then and on later changes', () => {
+    const rt = new Runtime();
+    const pods = rt.input<Pod>('pods');
+    const byNode = pods.index('node', (p) => [p.node]);
+    // The pods on the same node running the same app, with a filter that captures nothing.
+    const sameApp = (q: Pod, p: Pod): boolean => q.app === p.app && q.name !== p.name;
+    const peers = rt.collection('peers', pods, (ctx, p) => ctx.fetchIndex(byNode, p.node, { where: sameApp }).map((q) => q.name));
+    pods.set('a', pod('a', 'n1', 'web'));
+    pods.set('b', pod('b', 'n1', 'db'));
+    assert.deepEqual(peers.get('a'), []);
+    const before = peers.stats.recomputed;
+    pods.set('c', pod('c', 'n1', 'db'));
+    assert.deepEqual(peers.get('b'), ['c']);
+    assert.equal(peers.stats.recomputed - before, 2, 'b (a db peer) and c itself; not a');
+  });
+
+  it('a join through an index of the reader’s input recomputes the inputs listed under the key that changed', () => {
+    const rt = new Runtime();
+    const nodes = rt.input<Node>('nodes');
+    const pods = rt.input<Pod>('pods');
+    const podsByNode = pods.index('node', (p) => [p.node]);
+    const zones = rt.collection('zones', pods, (ctx, p) => ctx.fetchKey(nodes, p.node, { via: podsByNode })?.zone ?? '');
+    nodes.set('n1', { name: 'n1', zone: 'z1' });
+    nodes.set('n2', { name: 'n2', zone: 'z2' });
+    for (const [name, n] of [
+      ['a', 'n1'],
+      ['b', 'n2'],
+      ['c', 'n1'],
+    ] as const)
+      pods.set(name, pod(name, n));
+    assert.deepEqual(zones.list(), ['z1', 'z2', 'z1']);
+    const before = zones.stats.recomputed;
+    nodes.set('n1', { name: 'n1', zone: 'z9' });
+    assert.deepEqual(zones.list(), ['z9', 'z2', 'z9']);
+    assert.equal(zones.stats.recomputed - before, 2, 'the pods on n1');
+    pods.set('b', pod('b', 'n1'));
+    assert.equal(zones.get('b'), 'z9', 'a pod that moved is found under its new key');
+  });
+
+  it('refuses a join through an index that does not list the input under the key read', () => {
+    const rt = new Runtime();
+    const nodes = rt.input<Node>('nodes');
+    const pods = rt.input<Pod>('pods');
+    const podsByApp = pods.index('app', (p) => [p.app]);
+    const bad = rt.collection('bad', pods, (ctx, p) => ctx.fetchKey(nodes, p.node, { via: podsByApp }));
+    pods.set('a', pod('a', 'n1'));
+    assert.throws(
+      () => bad.list(),
+      (err: unknown) => hasErrorCode(err, KrtErrorCode.BAD_JOIN),
+    );
+  });
+
+  it('joins on the same key: a read by the key’s own key follows that key', () => {
+    const rt = new Runtime();
+    const pods = rt.input<Pod>('pods');
+    const statuses = rt.input<{ readonly ready: boolean }>('statuses');
+    const joined = rt.collection('joined', pods, (ctx, p, key) => `${p.name}:${ctx.fetchKey(statuses, key)?.ready ?? '?'}`);
+    pods.set('a', pod('a', 'n1'));
+    pods.set('b', pod('b', 'n1'));
+    assert.deepEqual(joined.list(), ['a:?', 'b:?']);
+    const before = joined.stats.recomputed;
+    statuses.set('a', { ready: true });
+    assert.deepEqual(joined.list(), ['a:true', 'b:?']);
+    statuses.set('zzz', { ready: false });
+    joined.list();
+    assert.equal(joined.stats.recomputed - before, 1, 'a only: no pod has the key zzz');
+  });
+
   it('forgets what a transform read in an earlier run', () => {
     const rt = new Runtime();
     const nodes = rt.input<Node>('nodes');

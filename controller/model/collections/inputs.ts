@@ -32,6 +32,13 @@ export interface ClusterInputs {
   readonly slicesByPod: Index<EndpointSliceRecord>;
   readonly policiesByNamespace: Index<AuthorizationPolicyRecord>;
   readonly peerAuthenticationsByNamespace: Index<PeerAuthenticationRecord>;
+  /**
+   * Pods by namespace, by node and by label (selectorKey): the joins workloads read through, so that what every
+   * pod reads alike (its namespace, its node, selectors on its labels) is recorded once, not once per pod.
+   */
+  readonly podsByNamespace: Index<PodRecord>;
+  readonly podsByNode: Index<PodRecord>;
+  readonly podsByLabel: Index<PodRecord>;
 }
 
 /** The index key of a label in a namespace. */
@@ -46,6 +53,12 @@ function selectorIndexKeys(namespace: string, selector: Labels | undefined): rea
   let first: string | undefined;
   for (const k in selector) if (first === undefined || k < first) first = k;
   return first === undefined ? [] : [selectorKey(namespace, first, selector[first] as string)];
+}
+
+function labelKeys(pod: PodRecord): readonly string[] {
+  const keys: string[] = [];
+  for (const k in pod.labels) keys.push(selectorKey(pod.namespace, k, pod.labels[k] as string));
+  return keys;
 }
 
 function targetedPods(slice: EndpointSliceRecord): readonly string[] {
@@ -75,6 +88,9 @@ export function clusterInputs(rt: Runtime): ClusterInputs {
     slicesByPod: endpointSlices.index('pod', targetedPods),
     policiesByNamespace: authorizationPolicies.index('namespace', (p) => [p.namespace]),
     peerAuthenticationsByNamespace: peerAuthentications.index('namespace', (p) => [p.namespace]),
+    podsByNamespace: pods.index('namespace', (p) => [p.namespace]),
+    podsByNode: pods.index('node', (p) => (p.nodeName === '' ? [] : [p.nodeName])),
+    podsByLabel: pods.index('label', labelKeys),
   };
 }
 
