@@ -15,8 +15,8 @@ export interface ContextOwner extends DirtyTarget {
   readonly name: string;
   readonly rank: number;
   readonly propagation: Propagation;
-  /** The store its inputs come from (undefined for a singleton). */
-  readonly source: Store<unknown> | undefined;
+  /** The store its inputs come from (undefined for a singleton); only compared by identity. */
+  readonly source: object | undefined;
 }
 
 export class FetchContext<I> implements HandlerContext<I> {

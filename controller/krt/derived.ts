@@ -25,9 +25,8 @@ export type DerivedShape<I, O> =
   | { readonly kind: 'singleton'; readonly transform: (ctx: HandlerContext<undefined>) => O | undefined };
 
 export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
-  readonly #source: Store<I> | undefined;
-  /** The store the inputs come from (joins check their index against it). */
-  readonly source: Store<unknown> | undefined;
+  /** The store the inputs come from (undefined for a singleton); joins check their index against it. */
+  readonly source: Store<I> | undefined;
   readonly #shape: DerivedShape<I, O>;
   readonly #equals: Equals<O>;
   readonly #outputs = new Map<string, O>();
@@ -49,8 +48,7 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
     equals: Equals<O>,
   ) {
     super(propagation, name, rank);
-    this.#source = source;
-    this.source = source as Store<unknown> | undefined;
+    this.source = source;
     this.#shape = shape;
     this.#equals = equals;
     if (source === undefined) this.#dirty.add(SINGLETON_KEY);
@@ -79,15 +77,15 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
   }
 
   markAllDirty(): void {
-    if (this.#source === undefined) this.#dirty.add(SINGLETON_KEY);
-    else for (const k of this.#source.keys()) this.#dirty.add(k);
+    if (this.source === undefined) this.#dirty.add(SINGLETON_KEY);
+    else for (const k of this.source.keys()) this.#dirty.add(k);
     this.propagation.changed();
   }
 
   passes(key: string, where: Where, before: unknown, after: unknown): boolean {
-    const input = this.#source?.peek(key);
+    const input = this.source?.peek(key);
     // No input any more: the key is dirty anyway, since its input was deleted.
-    if (this.#source !== undefined && input === undefined) return true;
+    if (this.source !== undefined && input === undefined) return true;
     return (before !== undefined && where(before, input)) || (after !== undefined && where(after, input));
   }
 
@@ -111,8 +109,8 @@ export class DerivedCollection<I, O> extends Store<O> implements DirtyTarget {
   #compute(inKey: string): O | readonly O[] | undefined {
     const shape = this.#shape;
     let reader = this.#readers.get(inKey);
-    const input = this.#source?.peek(inKey);
-    if (this.#source !== undefined && input === undefined) {
+    const input = this.source?.peek(inKey);
+    if (this.source !== undefined && input === undefined) {
       // The input is gone: so are its outputs and its reads.
       reader?.clear();
       this.#readers.delete(inKey);
