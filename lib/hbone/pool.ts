@@ -20,6 +20,7 @@ import { DEFAULT_HBONE_CONFIG, type HboneConfig } from './config.js';
 import { HboneError, HboneErrorCode } from './errors.js';
 import { newTraceparent } from './headers.js';
 import { startKeepalive } from './keepalive.js';
+import { destroySession } from './session.js';
 import { HBONE_ALPN, makeServerIdentityCheck, secureContextFor } from './tls.js';
 
 /** Where a new HBONE connection goes and who must answer. */
@@ -74,6 +75,8 @@ class PooledConnection {
 
   constructor(
     readonly session: ClientHttp2Session,
+    /** The TLS socket under `session`, destroyed with it on close (session.ts says why). */
+    readonly socket: TLSSocket,
     readonly maxStreams: number,
     private readonly idleMs: number,
   ) {
@@ -201,7 +204,7 @@ export class HbonePool {
   /** Closes every pooled connection (their tunnels are reset). */
   close(): void {
     this.#closed = true;
-    for (const e of this.#entries.values()) for (const c of e.connections) c.session.destroy();
+    for (const e of this.#entries.values()) for (const c of e.connections) destroySession(c.session, c.socket);
     this.#entries.clear();
   }
 
@@ -382,9 +385,9 @@ export class HbonePool {
           } catch {
             // Closed during setup; the caller sees the failure on its stream.
           }
-          startKeepalive(s, c.pingIntervalMs, c.pingTimeoutMs);
+          startKeepalive(s, tlsSocket, c.pingIntervalMs, c.pingTimeoutMs);
           const peerMax = settings.maxConcurrentStreams ?? c.maxStreamsPerConnection;
-          resolve(new PooledConnection(s, Math.max(1, Math.min(c.maxStreamsPerConnection, peerMax)), c.poolIdleReleaseMs));
+          resolve(new PooledConnection(s, tlsSocket, Math.max(1, Math.min(c.maxStreamsPerConnection, peerMax)), c.poolIdleReleaseMs));
         });
       });
     });

@@ -29,6 +29,7 @@ import { parseAuthority, type HboneTarget } from './authority.js';
 import { DEFAULT_HBONE_CONFIG, type HboneConfig } from './config.js';
 import { HboneErrorCode } from './errors.js';
 import { startKeepalive } from './keepalive.js';
+import { destroySession } from './session.js';
 import { serverTlsOptions, verifyClientIdentity } from './tls.js';
 import { spliceTunnel, type TunnelResult } from './tunnel.js';
 
@@ -109,6 +110,10 @@ export class HboneServer {
   readonly #trustDomain: string;
   readonly #peers = new WeakMap<ServerHttp2Session, Identity>();
   readonly #sessions = new Set<ServerHttp2Session>();
+  /** The TLS socket under each session, to destroy with it (session.ts says why). */
+  readonly #sockets = new WeakMap<ServerHttp2Session, TLSSocket>();
+  /** Set while Node turns an accepted TLS socket into a session: it emits 'session' inside that listener. */
+  #accepting: TLSSocket | undefined;
   readonly #throttle = new ThrottledLog(PROTOCOL_REJECT_LOG_INTERVAL_MS);
   #activeTunnels = 0;
 
@@ -130,6 +135,13 @@ export class HboneServer {
         maxHeaderListSize: c.serverMaxHeaderListBytes,
         enablePush: false,
       },
+    });
+    // Prepended, so it runs before the listener through which Node creates the session for this socket.
+    this.server.prependListener('secureConnection', (socket: TLSSocket) => {
+      this.#accepting = socket;
+      setImmediate(() => {
+        if (this.#accepting === socket) this.#accepting = undefined;
+      });
     });
     this.server.on('session', (session) => this.#onSession(session));
     // Node passes the raw header list as a fourth argument (docs: Event 'stream'); its type declarations omit it.
@@ -186,7 +198,7 @@ export class HboneServer {
     for (const s of this.#sessions) if (!s.closed) s.close();
     const deadline = Date.now() + graceMs;
     while (this.#sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sessions) destroySession(s, this.#sockets.get(s));
     await closed;
   }
 
@@ -218,12 +230,15 @@ export class HboneServer {
 
   #onSession(session: ServerHttp2Session): void {
     const socket = session.socket as TLSSocket;
+    const raw = this.#accepting;
+    this.#accepting = undefined;
+    if (raw !== undefined) this.#sockets.set(session, raw);
     let identity: Identity;
     try {
       identity = verifyClientIdentity(socket, this.#trustDomain);
     } catch (err) {
       this.#reject(errorCode(err), undefined, describeError(err));
-      session.destroy();
+      destroySession(session, raw);
       return;
     }
     this.#peers.set(session, identity);
@@ -235,7 +250,7 @@ export class HboneServer {
     } catch {
       // The session died during setup; close handler cleans up.
     }
-    startKeepalive(session, this.#config.pingIntervalMs, this.#config.pingTimeoutMs);
+    startKeepalive(session, raw, this.#config.pingIntervalMs, this.#config.pingTimeoutMs);
     this.#closeWhenIdle(session);
   }
 

@@ -73,6 +73,43 @@ describe('HBONE tunnel', () => {
     assert.equal(createHash('sha256').update(back).digest('hex'), createHash('sha256').update(payload).digest('hex'));
   });
 
+  test('eight tunnels on one pooled connection, each echoing 16 MiB at once, all complete intact', async (t) => {
+    // Bulk in both directions on one HTTP/2 connection: with more in flight than the socket buffers hold, two Node
+    // peers would each stop reading while their own write waits (see connectionWindowBytes in lib/hbone/config.ts).
+    const size = 16 * 1024 * 1024;
+    // Its own pool and server, so that a stalled session (the regression) is torn down with the test.
+    const own = new HbonePool();
+    const server = await startHboneServer(serverCert);
+    t.after(async () => {
+      own.close();
+      await server.server.close();
+    });
+    const results = await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const { stream } = await own.connect({
+          address: '127.0.0.1',
+          port: server.port,
+          expectedIdentities: [ids.server],
+          authority: `127.0.0.1:${echo.port}`,
+          certificate: clientCert,
+        });
+        const chunk = randomBytes(64 * 1024);
+        const sent = createHash('sha256');
+        const received = readAll(stream);
+        // Written with back-pressure, as a relayed socket would write it.
+        for (let n = 0; n < size; n += chunk.length) {
+          sent.update(chunk);
+          if (!stream.write(chunk)) await once(stream, 'drain');
+        }
+        stream.end();
+        const back = await received;
+        return { i, length: back.length, same: createHash('sha256').update(back).digest('hex') === sent.digest('hex') };
+      }),
+    );
+    assert.equal(own.stats().connections, 1, 'all tunnels shared one connection');
+    for (const r of results) assert.deepEqual(r, { i: r.i, length: size, same: true });
+  });
+
   test('keeps half-close: the app sees FIN, keeps writing, and its FIN ends the tunnel', async () => {
     // An app that waits for the client's FIN, then answers and closes.
     const { createServer } = await import('node:net');
@@ -540,6 +577,57 @@ describe('HBONE resets', () => {
 });
 
 describe('HBONE teardown', () => {
+  test('a session whose client stopped reading is dropped at the PING timeout, with its socket and its tunnel', async (t) => {
+    // An app that writes as fast as the tunnel takes it, so the server's writes back up once the client stops reading.
+    const { createServer } = await import('node:net');
+    let appSocketClosed: Promise<unknown> | undefined;
+    const app = createServer((s) => {
+      s.on('error', () => {});
+      appSocketClosed = once(s, 'close', 10_000);
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      const pump = (): void => {
+        while (!s.destroyed && s.write(chunk));
+      };
+      s.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const appPort = (app.address() as { port: number }).port;
+    const { server, port } = await startHboneServer(serverCert, { config: hboneConfig({ pingIntervalMs: 200, pingTimeoutMs: 400 }) });
+    const c = await raw.RawH2Connection.connectTls({
+      host: '127.0.0.1',
+      port,
+      key: clientCert.privateKeyPem,
+      cert: clientCert.certChainPem.join(''),
+      ca: [...clientCert.rootCertsPem],
+    });
+    t.after(async () => {
+      c.close();
+      await server.close();
+      app.close();
+    });
+    // Windows far larger than the socket buffers: what stops the server is the kernel, not flow control.
+    const max = 2 ** 31 - 1;
+    const increment = Buffer.alloc(4);
+    increment.writeUInt32BE(max - 65_535);
+    c.write(Buffer.concat([raw.H2_PREFACE, raw.settingsFrame({ 4: max }), raw.frame(raw.FrameType.WINDOW_UPDATE, 0, 0, increment)]));
+    c.write(
+      raw.headersFrames(
+        1,
+        raw.headerBlock([
+          [':method', 'CONNECT'],
+          [':authority', `127.0.0.1:${appPort}`],
+        ]),
+      ),
+    );
+    assert.equal((await c.outcome(1)).status, 200);
+    c.socket.pause();
+    // Node's Http2Session.destroy() alone waits for the stuck write and would keep all of it open (session.ts).
+    await appSocketClosed;
+    for (let i = 0; server.sessionCount > 0 && i < 100; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(server.sessionCount, 0, 'the stuck session is gone');
+  });
+
   test('resetSocket closes a socket whose FIN is still being sent (Node would leak it on resetAndDestroy)', async () => {
     const s = netConnect({ host: '127.0.0.1', port: echo.port, allowHalfOpen: true });
     s.on('error', () => {});
