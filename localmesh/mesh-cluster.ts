@@ -58,7 +58,7 @@ export interface MeshServiceOptions {
   readonly endpoints: readonly Pod[];
 }
 
-/** What istiod sends for PeerAuthentication STRICT (reference/ztunnel.md §3.4). */
+/** What istiod sends for PeerAuthentication STRICT (istio pilot/pkg/serviceregistry/ambient/policies.go). */
 export const STRICT_POLICY: Authorization = {
   name: 'istio_converted_static_strict',
   namespace: 'istio-system',

@@ -3,13 +3,13 @@
  * I/O; netns-rules.ts runs the text inside the pod's network namespace.
  *
  * Source of truth: istio cni/pkg/iptables/iptables.go (AppendInpodRules) and its golden
- * cni/pkg/iptables/testdata/default.golden (reference/control-plane.md §4.2). inpodRules({dnsCapture: true})
+ * cni/pkg/iptables/testdata/default.golden. inpodRules({dnsCapture: true})
  * reproduces that golden byte for byte. Without DNS capture (this project's default, see config.ts) the only
  * differences are the ones Istio makes too: the two nat port-53 REDIRECT lines and the whole raw table
  * (CT zone rules) are left out.
  *
  * IPv4 only: Istio mirrors these rules with ip6tables (::1/128 and the v6 probe address) when the pod has IPv6;
- * this project's pods are IPv4 (not implemented yet, stated in the report of issue #3).
+ * this project's pods are IPv4 only (IPv6 rules are not implemented yet).
  */
 
 /** istio cni/pkg/config/config.go:30-42. */

@@ -5,7 +5,7 @@
  * RFC 3339 strings); both are read structurally, because an informer hands us whatever the API server sent.
  *
  * A malformed object is never an exception: every converter returns `{ ok: false, rejection }` naming the field
- * path and what is wrong, so the caller can skip the object, log it and write a status condition (BRIEF §7).
+ * path and what is wrong, so the caller can skip the object, log it and write a status condition.
  * Fields that Kubernetes defaults at admission (Service port protocol, targetPort, EndpointSlice readiness) are
  * defaulted here the same way, so plain test JSON and server output produce the same record.
  */

@@ -1,7 +1,7 @@
 /**
  * AuthorizationPolicy → istio.security.Authorization, the L4 policy ztunnel enforces, converted the way istiod
- * does it (pilot/pkg/serviceregistry/ambient/authorization.go `convertAuthorizationPolicy`/`handleRule`;
- * reference/ztunnel.md §3.4, control-plane.md §3.2). Along with the resource comes the status message istiod
+ * does it (pilot/pkg/serviceregistry/ambient/authorization.go `convertAuthorizationPolicy`/`handleRule`,
+ * policies.go). Along with the resource comes the status message istiod
  * writes on the policy (reason UnsupportedValue), as data for the caller's status writer.
  *
  *  - targetRef(s): not sent (waypoint policy); no message.

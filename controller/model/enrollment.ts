@@ -1,6 +1,6 @@
 /**
  * Is a pod in the ambient mesh (its traffic captured by the node's ztunnel)? This is the decision istio-cni makes
- * with its default enablement selectors (Helm `cni.ambient.enablementSelectors`, reference/control-plane.md §1.2,
+ * with its default enablement selectors (Helm `cni.ambient.enablementSelectors` in istio manifests/charts/istio-cni/values.yaml,
  * istio cni/pkg/util/enablement_selector.go), evaluated in this order:
  *
  *   1. hostNetwork pods: never. Redirection rules live in the pod's own network namespace; a host-network pod has

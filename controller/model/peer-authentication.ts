@@ -1,5 +1,5 @@
 /**
- * PeerAuthentication in ambient (reference/control-plane.md §3.3; istio pilot/pkg/serviceregistry/ambient
+ * PeerAuthentication in ambient (istio architecture/ambient/peer-authentication.md; pilot/pkg/serviceregistry/ambient
  * authorization.go `convertedSelectorPeerAuthentications`, `convertPeerAuthentication`, policies.go). ztunnel
  * never sees PeerAuthentication; it sees DENY policies:
  *

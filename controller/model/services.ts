@@ -1,6 +1,6 @@
 /**
  * Kubernetes Service → istio.workload.Service (the Service arm of a WDS Address), as istiod builds it
- * (pilot/pkg/serviceregistry/ambient/services.go `constructService`; reference/ztunnel.md §3.2).
+ * (pilot/pkg/serviceregistry/ambient/services.go `constructService`).
  *
  * Resource name `<namespace>/<hostname>`. VIPs are the cluster IPs; a headless service ("None") has none and is
  * still sent, so clients can resolve its endpoints by hostname. Ports carry the numeric targetPort, or 0 for a

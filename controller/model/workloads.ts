@@ -1,6 +1,6 @@
 /**
  * Pod → istio.workload.Workload (the Workload arm of a WDS Address), following istiod's pod workload builder
- * (pilot/pkg/serviceregistry/ambient/workloads.go; reference/ztunnel.md §3.2). A pure function of the pod and
+ * (pilot/pkg/serviceregistry/ambient/workloads.go; istio pkg/workloadapi/workload.proto). A pure function of the pod and
  * the records it depends on; the snapshot builder decides which of those to pass and when to call it again.
  *
  * Choices where istiod and the brief differ, or where neither says:

@@ -1,6 +1,6 @@
 /**
  * Authentication of xDS streams. istiod tries client certificate, JWT and Kubernetes token (TokenReview)
- * authenticators in order (reference/control-plane.md §7); this server takes one async function so the controller
+ * authenticators in order (pilot/pkg/xds/auth.go, security/pkg/server/ca/authenticate); this server takes one async function so the controller
  * can plug in its TokenReview-based one. It runs once per stream, before the first request is read.
  */
 import type { PeerCertificate } from 'node:tls';

@@ -1,5 +1,5 @@
 /**
- * Push debouncing as istiod does it (pilot/pkg/xds/discovery.go `debounce`, reference/control-plane.md §7):
+ * Push debouncing as istiod does it (pilot/pkg/xds/discovery.go `debounce`):
  * a push waits until changes have been quiet for `afterMs` (PILOT_DEBOUNCE_AFTER, 100ms) but no longer than
  * `maxMs` after the first change of the window (PILOT_DEBOUNCE_MAX, 10s); requests arriving meanwhile are merged;
  * at most one push runs at a time, and requests that arrive during it form the next window, checked as soon as the

@@ -1,6 +1,6 @@
 /**
- * Hooks the xDS server calls so that the controller can keep Istio's pilot_* metrics (reference/control-plane.md
- * §7: pilot_xds, pilot_xds_pushes, pilot_total_xds_rejects, pilot_debounce_time, ...) without this module depending
+ * Hooks the xDS server calls so that the controller can keep Istio's pilot_* metrics (istio pilot/pkg/xds/monitoring.go:
+ * pilot_xds, pilot_xds_pushes, pilot_total_xds_rejects, pilot_debounce_time, ...) without this module depending
  * on a metrics library. Every hook is optional and must not throw (a throw is caught and logged).
  */
 import type { MergedPushRequest } from './debounce.js';

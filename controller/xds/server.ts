@@ -2,7 +2,7 @@
  * The delta ADS server (`envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources`), generic
  * over resource types: a ResourceSource says what each proxy may see, push() says which types may have changed,
  * and every connected proxy receives only what it lacks. SotW StreamAggregatedResources is answered UNIMPLEMENTED
- * (ztunnel only speaks delta; reference/ztunnel.md §3.1).
+ * (ztunnel only speaks delta: src/xds/client.rs).
  *
  * Push path: push(request) -> debouncer (100ms quiet / 10s max, merged, one at a time) -> for every connected
  * proxy, in batches that yield to the event loop, each watched type named by the push is diffed and sent.

@@ -1,6 +1,6 @@
 /**
  * proxy-status: per connected proxy and type, whether it has what it was sent. Derivation as istiod's statusgen
- * (pilot/pkg/xds/statusgen.go) and istioctl's table (reference/control-plane.md §7): ERROR if the last answer was a
+ * (pilot/pkg/xds/statusgen.go) and istioctl's table (istioctl pkg/writer/pilot/status.go): ERROR if the last answer was a
  * NACK, NOT SENT if nothing was ever sent, SYNCED if the last response sent was ACKed, else STALE; IGNORED for a type
  * the proxy does not subscribe to. Records are plain data for the debug endpoint and `meshctl proxy-status`.
  */

@@ -14,7 +14,7 @@
  * the subscription, and stay granted while they exist, as istiod merges what it sent into the watched names; a name
  * that matches nothing is answered in removed_resources.
  *
- * ACK/NACK (istiod ShouldRespond, reference/control-plane.md §7): error_detail = NACK: record the error, do not
+ * ACK/NACK (istiod pilot/pkg/xds/delta.go `shouldRespondDelta`): error_detail = NACK: record the error, do not
  * respond; a response_nonce other than the last one sent is stale and acknowledges nothing; the last nonce = ACK,
  * which also clears a standing error. Subscription changes are applied whatever the nonce (they are independent of
  * acknowledgement in the delta protocol), and the server responds only when the subscription grew.

@@ -1,6 +1,5 @@
 /**
- * Budgets of the xDS client, each with the reason for its value. Numbers taken from ztunnel cite src/xds/client.rs
- * and reference/ztunnel.md §3.1. Server budgets live in controller/xds/config.ts.
+ * Budgets of the xDS client, each with the reason for its value. Numbers taken from ztunnel cite its src/xds/client.rs. Server budgets live in controller/xds/config.ts.
  */
 
 /** First reconnect delay, and the delay after a graceful close (ztunnel INITIAL_BACKOFF = 10ms). */

@@ -2,7 +2,7 @@
  * The Node a proxy identifies itself with on its first xDS request. Istio's id format is
  * `<type>~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local` (pilot/pkg/model/context.go ParseServiceNodeWithMetadata);
  * ztunnel fills metadata NAME, NAMESPACE, INSTANCE_IPS, NODE_NAME plus ProxyConfig proxyMetadata and ISTIO_METAJSON_*
- * (reference/ztunnel.md §3.1, ztunnel src/xds/client.rs Config::node).
+ * (ztunnel src/xds/client.rs Config::node).
  */
 import type { envoy } from '../proto/index.js';
 import { type JsonObject, toStruct } from './struct.js';

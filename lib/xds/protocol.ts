@@ -2,7 +2,7 @@
  * Conventions of delta ADS shared by the server (controller/xds) and the client (lib/xds/client.ts): header names,
  * the one table from stable error codes to gRPC statuses, and how a client reads the status a stream ended with.
  * Protocol reference: the xDS REST and gRPC protocol, "Incremental xDS" (envoyproxy.io/docs/envoy/latest/api-docs/
- * xds_protocol#incremental-xds); Istio's rules in reference/control-plane.md §7 and reference/ztunnel.md §3.1.
+ * xds_protocol#incremental-xds); Istio's rules in istio pilot/pkg/xds/delta.go and ztunnel src/xds/client.rs.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { statusReplyOf, type GrpcStatusReply } from '../grpc-server.js';

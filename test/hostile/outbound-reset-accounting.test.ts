@@ -1,12 +1,11 @@
 /**
- * THE PLACE FOR THE CONNECT-THEN-RESET LEAK REGRESSION ON FAKE NODES (issue 8, part 2, second defect).
+ * Connect-then-reset accounting on fake nodes.
  *
  * A client that resets its connection right after connecting to a mesh destination used to leave a tracked
  * outbound connection behind for good (in /config_dump, no access-log line), about once in 25-80 such connections.
  * The fix lives in the data path (ztunnel/proxy/); its own regression test runs in-process. This file attacks a
  * real ztunnel on a fake node the same way: every accepted connection must leave the tracker and end in exactly
- * one "connection complete" line, whatever the order of events. Kept in its own file so that it can be told apart
- * while the data-path fix is not merged yet.
+ * one "connection complete" line, whatever the order of events.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

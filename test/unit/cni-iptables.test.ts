@@ -1,6 +1,6 @@
 /**
  * The in-pod rules the node agent installs, against Istio's golden (istio cni/pkg/iptables/testdata/default.golden,
- * reference/control-plane.md §4.2), byte for byte; without DNS capture the only differences are the documented
+ * istio cni/pkg/iptables/testdata/default.golden), byte for byte; without DNS capture the only differences are the documented
  * ones (no port-53 REDIRECTs in nat, no raw table). Also the reconcile/teardown text built from iptables-save.
  */
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 /**
  * AuthorizationPolicy → istio.security.Authorization, the conversion table of istiod's ambient index
- * (reference/ztunnel.md §3.4, control-plane.md §3.2), including the status messages it writes.
+ * (istio pilot/pkg/serviceregistry/ambient/authorization.go, policies.go), including the status messages it writes.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -16,7 +16,7 @@ import {
 } from '../../ztunnel/config/local-config.js';
 import type { StateSnapshot } from '../../ztunnel/state/model.js';
 
-/** istio/ztunnel examples/localhost.yaml, verbatim (reference/ztunnel.md §7). */
+/** istio/ztunnel examples/localhost.yaml, verbatim. */
 const ZTUNNEL_EXAMPLE = `workloads:
 - uid: cluster1//v1/Pod/default/local
   name: local
@@ -167,7 +167,7 @@ describe('local config: valid input', () => {
     assert.equal(tcp.protocol, 'TCP');
     assert.equal(local.node, 'local');
     assert.deepEqual(local.services, { 'default/example.com': { 80: 8080 }, 'default/example2.com': { 80: 8080 } });
-    // Defaults the issue asks for: trust domain cluster.local, cluster Kubernetes, status Healthy, capacity 1.
+    // ztunnel's defaults: trust domain cluster.local, cluster Kubernetes, status Healthy, capacity 1.
     assert.equal(local.trustDomain, 'cluster.local');
     assert.equal(local.clusterId, 'Kubernetes');
     assert.equal(local.status, 'Healthy');

@@ -1,4 +1,4 @@
-/** L4 authorization with Istio/ztunnel semantics (reference/ztunnel.md §5.3, control-plane.md §3). */
+/** L4 authorization with Istio/ztunnel semantics (ztunnel src/rbac.rs; istio api security/v1beta1/authorization_policy.proto). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 

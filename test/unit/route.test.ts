@@ -1,4 +1,4 @@
-/** Routing decisions: outbound (reference/ztunnel.md §5.1) and inbound CONNECT resolution (§1.3 steps 5-6). */
+/** Routing decisions: outbound (ztunnel src/proxy/outbound.rs, src/state.rs) and inbound CONNECT resolution (src/proxy/inbound.rs). */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 

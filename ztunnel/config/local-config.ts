@@ -3,7 +3,7 @@
  * `policies`, camelCase fields, unknown fields rejected (ztunnel's serde `deny_unknown_fields`). This is the edge
  * where that YAML becomes the domain records of ztunnel/state/model.ts; everything past here trusts them.
  *
- * Schema: reference/ztunnel.md §7 (ztunnel src/xds.rs `LocalConfig`, src/state/workload.rs, src/state/service.rs,
+ * Schema: ztunnel examples/localhost.yaml (src/xds.rs `LocalConfig`, src/state/workload.rs, src/state/service.rs,
  * src/rbac.rs). Beyond ztunnel we accept a top-level `trustDomain`, the default for workloads that set none.
  * Every rejection is a LocalConfigError whose message starts with the YAML path of the offending value.
  */
@@ -551,7 +551,7 @@ function workloadOut(w: Workload): Record<string, unknown> {
   put(o, 'name', w.name, w.name === '');
   o.namespace = w.namespace;
   put(o, 'serviceAccount', w.serviceAccount, w.serviceAccount === DEFAULT_SERVICE_ACCOUNT);
-  // Always written: Istio's ztunnel has no default trust domain in local mode (reference/ztunnel.md §7).
+  // Always written: Istio's ztunnel has no default trust domain in local mode (ztunnel src/xds.rs `LocalConfig`).
   o.trustDomain = w.trustDomain;
   o.workloadIps = [...w.workloadIps];
   o.protocol = w.protocol;

@@ -1,5 +1,5 @@
 /**
- * The ports ztunnel listens on inside every pod's network namespace (reference/ztunnel.md §2). They are facts
+ * The ports ztunnel listens on inside every pod's network namespace (ztunnel src/config.rs). They are facts
  * of Istio's redirection rules (the CNI REDIRECTs to 15001/15006; peers dial 15008), not tunables.
  */
 import { HBONE_PORT } from '../../lib/hbone/config.js';

@@ -21,7 +21,7 @@
  *
  * Readiness: `connected` (hello sent on a live connection) and `snapshotReceived` (SnapshotSent handled on the
  * current connection); both fall back to false when the connection ends. ztunnel reports ready only when both
- * hold (ztunnel.md §5.5: "readiness is false until connected and reconciled").
+ * hold (ztunnel src/inpod/workloadmanager.rs: not ready until connected and reconciled).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { hasErrorCode, describeError } from '../../lib/errors.js';

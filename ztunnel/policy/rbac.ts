@@ -1,6 +1,6 @@
 /**
  * L4 authorization as ztunnel enforces it (src/rbac.rs `Authorization::matches`, src/state.rs `assert_rbac`),
- * which follows Istio's AuthorizationPolicy order (reference/control-plane.md §3.1):
+ * which follows Istio's AuthorizationPolicy order (istio api security/v1beta1/authorization_policy.proto):
  *   dry-run DENY: only reported → any DENY matches: deny → no ALLOW: allow → any ALLOW matches: allow → deny.
  * Pure: the caller gathers the policies (WorkloadStore.policiesForWorkload) and the connection's attributes.
  */

@@ -1,6 +1,6 @@
 /**
  * Routing decisions, pure (no sockets): where an outbound connection goes (ztunnel src/proxy/outbound.rs
- * `build_request`, src/state.rs `find_upstream`/`load_balance`/`fetch_waypoint`; reference/ztunnel.md §5.1) and
+ * `build_request`, src/state.rs `find_upstream`/`load_balance`/`fetch_waypoint`) and
  * what an inbound CONNECT resolves to (src/proxy/inbound.rs `validate_destination`/`find_inbound_upstream`, §1.3).
  *
  * Not implemented, and rejected with a code instead: double HBONE through an east-west gateway (destinations on
@@ -365,7 +365,7 @@ function viaWaypoint(
 // --- outbound ------------------------------------------------------------------------------------------------
 
 /**
- * Where a connection from `source` to the original destination `dst` goes (reference/ztunnel.md §5.1).
+ * Where a connection from `source` to the original destination `dst` goes (ztunnel src/proxy/outbound.rs `build_request`).
  * `random` drives endpoint and weighted-waypoint choice; inject it for deterministic tests.
  */
 export function routeOutbound(
@@ -460,7 +460,7 @@ function vipFor(svc: Service, network: string): string | undefined {
 
 /**
  * Resolves a CONNECT that arrived for `local` on `connectionLocalIp` (its pod IP): steps 5-6 of
- * reference/ztunnel.md §1.3. Rejections carry the HTTP status the HBONE server answers with.
+ * ztunnel src/proxy/inbound.rs. Rejections carry the HTTP status the HBONE server answers with.
  */
 export function resolveInbound(
   store: WorkloadStore,
