@@ -253,6 +253,11 @@ describe('on-demand workload discovery (XDS_ON_DEMAND)', () => {
     z.client.subscribe(ADDR, [uid('db-1')]);
     await z.until('db-1 arrived', () => z.addresses.has(uid('db-1')));
     z.client.unsubscribe(ADDR, [uid('db-1')]);
+    // A name that matches nothing is answered in removed_resources, and a stream's requests are handled in order:
+    // once that answer is here, so is the unsubscribe (else the change below could be pushed before it).
+    const marker = z.updates.length;
+    z.client.subscribe(ADDR, ['/192.0.2.1']);
+    await z.until('the unsubscribe was handled', () => z.updates.slice(marker).some((u) => u.removed.includes('/192.0.2.1')));
     const from = z.updates.length;
     ctl.setPod(pod({ namespace: 'apps', name: 'db-1', labels: { app: 'db' }, ip: '10.0.0.3', node: 'node-2', ready: false }));
     // A later change it does get: once it is here, the db-1 change (pushed first) would have been too.
